@@ -1,0 +1,90 @@
+"""Running configuration policies: rules of checks -> findings (see PROTOCOL.md)."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+from .checks import BAD, CHECKS, GOOD, INDETERMINATE, Detail, ScanContext, as_bool, undetermined
+
+log = logging.getLogger(__name__)
+Finding = Dict[str, Any]
+
+
+def run_check(check: Dict[str, Any], ctx: ScanContext) -> List[Detail]:
+    """The details of one check; never raises, so one broken check spoils only its rule."""
+    check_type = str(check.get("object_type"))
+    function = CHECKS.get(check_type)
+    if function is None:
+        return [undetermined(check, "", None, "unsupported check type %r" % check_type)]
+    try:
+        details = function(check, ctx)
+    except Exception as exc:  # a bug or an unforeseen input: report it, keep scanning
+        log.exception("check %s failed", check_type)
+        return [undetermined(check, "", None, "check failed: %s" % exc)]
+    if not details:
+        return [undetermined(check, "", None, "the check names no target")]
+    return details
+
+
+def combine(statuses: Iterable[str], operator: str = "AND") -> str:
+    """AND: bad if any is bad, else indeterminate if any is, else good.
+    OR: good if any is good, else indeterminate if any is, else bad."""
+    seen = set(statuses)
+    if operator.upper() == "OR":
+        if GOOD in seen:
+            return GOOD
+        return INDETERMINATE if INDETERMINATE in seen else BAD
+    if BAD in seen:
+        return BAD
+    return INDETERMINATE if INDETERMINATE in seen else GOOD
+
+
+def evaluate_rule(rule: Dict[str, Any], ctx: ScanContext) -> Tuple[Optional[str], List[Detail]]:
+    """The rule's status (None when it has no active check) and its checks' details.
+
+    A check with several targets (files, packages) is bad when any target is: the
+    details of one check are combined with AND; the rule's operator combines its checks.
+    """
+    statuses, details = [], []
+    for check in rule.get("checks") or []:
+        if not as_bool(check.get("active")):
+            continue
+        check_details = run_check(check, ctx)
+        statuses.append(combine(d["status"] for d in check_details))
+        details.extend(check_details)
+    if not statuses:
+        return None, details
+    return combine(statuses, str(rule.get("rule_operator") or "AND")), details
+
+
+def scan_policies(policies: Iterable[Dict[str, Any]], ctx: ScanContext) -> List[Finding]:
+    """One finding per active rule with active checks, in policy order."""
+    findings = []
+    for policy in policies:
+        for rule in policy.get("rules") or []:
+            if not as_bool(rule.get("active")):
+                continue
+            status, details = evaluate_rule(rule, ctx)
+            if status is None:
+                continue
+            findings.append({
+                "rule_name": rule.get("name", ""),
+                "policy_id": policy.get("id"),
+                "critical": bool(rule.get("critical", False)),
+                "status": status,
+                "details": details,
+            })
+    return findings
+
+
+def summarize(findings: List[Finding]) -> Dict[str, Any]:
+    """Counts and status as the grid computes them for a completed scan."""
+    bad = [f for f in findings if f["status"] == BAD]
+    clean = not bad and all(f["status"] == GOOD for f in findings)
+    return {
+        "status": "completed_clean" if clean else "completed_with_errors",
+        "critical_findings_count": sum(1 for f in bad if f["critical"]),
+        "non_critical_findings_count": sum(1 for f in bad if not f["critical"]),
+        "ok_findings_count": sum(1 for f in findings if f["status"] == GOOD),
+        "indeterminate_findings_count": sum(1 for f in findings if f["status"] == INDETERMINATE),
+    }
