@@ -1,0 +1,1 @@
+"""halogrid: an open, self-hostable Halo-compatible server."""

@@ -1,0 +1,360 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the cloudpassage.halo collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one Halo REST API client of the collection.
+
+Every module, the inventory plugin and the roles' lookups go through ``HaloClient``: OAuth
+client-credentials with the token reused until it expires, pagination followed to the end,
+bounded retries (urllib3 ``Retry``) that never repeat a request that may have started work,
+and one error type whose message names the call and quotes the API's own text.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import threading
+import time
+
+try:
+    from urllib.parse import urlsplit
+except ImportError:  # pragma: no cover - Python 2 is not supported, sanity still compiles it
+    from urlparse import urlsplit  # type: ignore
+
+try:
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    HAS_REQUESTS = True
+    REQUESTS_IMPORT_ERROR = None
+except ImportError as exc:  # the module reports it with missing_required_lib
+    HAS_REQUESTS = False
+    REQUESTS_IMPORT_ERROR = exc
+
+from ansible.module_utils.basic import env_fallback, missing_required_lib
+
+COLLECTION_VERSION = "0.1.0"
+USER_AGENT = "ansible-collection-cloudpassage.halo/%s" % COLLECTION_VERSION
+DEFAULT_API_HOST = "api.cloudpassage.com"
+MAX_PER_PAGE = 100  # the real service caps per_page at 100
+MAX_PAGES = 1000
+# Renew the token this long before the API says it expires, so a call never races the expiry.
+TOKEN_EXPIRY_MARGIN = 30
+
+# The connection options of every module and of the inventory plugin. Documented once in
+# the ``cloudpassage.halo.auth`` doc fragment; keep the two in step.
+AUTH_ARGUMENT_SPEC = dict(
+    api_host=dict(type="str", default=DEFAULT_API_HOST, fallback=(env_fallback, ["HALO_API_HOST"])),
+    api_port=dict(type="int", fallback=(env_fallback, ["HALO_API_PORT"])),
+    api_key=dict(type="str", required=True, fallback=(env_fallback, ["HALO_API_KEY"])),
+    api_secret=dict(type="str", required=True, no_log=True, fallback=(env_fallback, ["HALO_API_SECRET_KEY"])),
+    validate_certs=dict(type="bool", default=True, fallback=(env_fallback, ["HALO_VALIDATE_CERTS"])),
+    ca_path=dict(type="path", fallback=(env_fallback, ["HALO_CA_PATH"])),
+    timeout=dict(type="int", default=30, fallback=(env_fallback, ["HALO_API_TIMEOUT"])),
+    max_retries=dict(type="int", default=5, fallback=(env_fallback, ["HALO_API_MAX_RETRIES"])),
+)
+
+
+class HaloError(Exception):
+    """Anything that stops a Halo call; ``str()`` is a complete one-line message for the user."""
+
+
+class HaloAPIError(HaloError):
+    """The API answered with an error status."""
+
+    def __init__(self, method, path, status, api_message):
+        self.method = method
+        self.path = path
+        self.status = status
+        self.api_message = api_message
+        super(HaloAPIError, self).__init__(
+            "Halo API %s %s failed with HTTP %s: %s" % (method, path, status, api_message))
+
+
+class HaloAuthError(HaloAPIError):
+    """The key and secret were refused, or a fresh token was refused again."""
+
+
+def build_base_url(api_host, api_port=None):
+    """``api_host`` is a host name (HTTPS, as the real service) or a full URL such as
+    ``http://127.0.0.1:8080`` for a grid on loopback; ``api_port`` overrides the port."""
+    if "://" not in api_host:
+        api_host = "https://" + api_host
+    parts = urlsplit(api_host)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise HaloError("api_host %r is neither a host name nor an http(s) URL" % api_host)
+    host = parts.hostname
+    if ":" in host:  # IPv6 literal
+        host = "[%s]" % host
+    port = api_port or parts.port
+    return "%s://%s%s" % (parts.scheme, host, ":%d" % port if port else "")
+
+
+def api_error_text(response):
+    """The API's own words for an error, from any of the body shapes the service uses."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        if body.get("errors"):
+            details = []
+            for error in body["errors"]:
+                if isinstance(error, dict):
+                    details.append(error.get("details") or "%s %s" % (error.get("field"), error.get("code")))
+                else:
+                    details.append(str(error))
+            return "%s (%s)" % (body.get("message", "Validation Failed"), "; ".join(details))
+        if "resource" in body and "field" in body:
+            return "no %s with %s %s" % (body["resource"], body["field"], body.get("value"))
+        for key in ("error_description", "error", "message"):
+            if body.get(key):
+                return str(body[key])
+    text = (response.text or "").strip()
+    return text[:300] if text else response.reason or "no error text"
+
+
+def _retry_policy(max_retries, idempotent, backoff_factor):
+    """Retries for calls that may be repeated, and for calls that must not be.
+
+    A POST can start a scan, so only a 429 (the API refused it) and connection failures (it
+    never reached the API) repeat it; 5xx and read timeouts do not, since the work may have
+    started. ``Retry-After`` is honoured; backoff is exponential with jitter and capped.
+    """
+    options = dict(
+        total=max_retries,
+        connect=max_retries,
+        status=max_retries,
+        backoff_factor=backoff_factor,
+        respect_retry_after_header=True,
+        raise_on_status=False,
+        backoff_jitter=backoff_factor,
+        backoff_max=20,
+    )
+    if idempotent:
+        options.update(read=max_retries, status_forcelist=(429, 500, 502, 503, 504),
+                       allowed_methods=frozenset(["GET", "HEAD", "PUT", "DELETE", "OPTIONS"]))
+    else:
+        options.update(read=0, status_forcelist=(429,), allowed_methods=None)
+    try:
+        return Retry(**options)
+    except TypeError:  # urllib3 1.26 has neither backoff_jitter nor backoff_max
+        options.pop("backoff_jitter", None)
+        options.pop("backoff_max", None)
+        return Retry(**options)
+
+
+class HaloClient(object):
+    """A Halo API session. Thread-safe: halo_scan drives many servers from one client."""
+
+    def __init__(self, api_host, api_key, api_secret, api_port=None, validate_certs=True,
+                 ca_path=None, timeout=30, max_retries=5, backoff_factor=0.5, user_agent=USER_AGENT):
+        if not HAS_REQUESTS:
+            raise HaloError(missing_required_lib("requests"))
+        if not api_key or not api_secret:
+            raise HaloError("api_key and api_secret are required (or HALO_API_KEY and HALO_API_SECRET_KEY)")
+        self.base_url = build_base_url(api_host, api_port)
+        self._key = api_key
+        self._secret = api_secret
+        self.timeout = timeout
+        self._verify = (ca_path or True) if validate_certs else False
+        self._headers = {"User-Agent": user_agent, "Accept": "application/json"}
+        self._sessions = {}
+        for idempotent in (True, False):
+            retry = _retry_policy(max_retries, idempotent, backoff_factor)
+            session = requests.Session()
+            session.mount("http://", HTTPAdapter(max_retries=retry))
+            session.mount("https://", HTTPAdapter(max_retries=retry))
+            self._sessions[idempotent] = session
+        self._token_lock = threading.Lock()
+        self._token = None
+        self._token_expires = 0.0
+        self.scope = None
+
+    @classmethod
+    def from_params(cls, params):
+        """A client from module or plugin options named as in AUTH_ARGUMENT_SPEC."""
+        return cls(
+            api_host=params["api_host"], api_port=params.get("api_port"), api_key=params["api_key"],
+            api_secret=params["api_secret"], validate_certs=params.get("validate_certs", True),
+            ca_path=params.get("ca_path"), timeout=params.get("timeout") or 30,
+            max_retries=5 if params.get("max_retries") is None else params["max_retries"],
+        )
+
+    # -- transport ---------------------------------------------------------------------------
+
+    def _send(self, method, path, auth=None, headers=None, **kwargs):
+        session = self._sessions[method != "POST"]
+        all_headers = dict(self._headers)
+        all_headers.update(headers or {})
+        try:
+            return session.request(method, self.base_url + path, auth=auth, headers=all_headers,
+                                   verify=self._verify, timeout=self.timeout, **kwargs)
+        except requests.exceptions.SSLError as exc:
+            raise HaloError("TLS error talking to %s (%s %s): %s; set ca_path to the CA bundle or, for a "
+                            "test grid only, validate_certs=false" % (self.base_url, method, path, _first_line(exc)))
+        except requests.exceptions.RetryError as exc:
+            raise HaloError("Halo API %s %s kept failing after retries: %s" % (method, path, _first_line(exc)))
+        except requests.exceptions.Timeout:
+            raise HaloError("Halo API %s %s timed out after %ss" % (method, path, self.timeout))
+        except requests.exceptions.ConnectionError as exc:
+            raise HaloError("cannot reach the Halo API at %s (%s %s): %s"
+                            % (self.base_url, method, path, _first_line(exc)))
+
+    def authenticate(self):
+        """Get a new token (client credentials) and remember when it expires."""
+        with self._token_lock:
+            response = self._send("POST", "/oauth/access_token", params={"grant_type": "client_credentials"},
+                                  auth=(self._key, self._secret))
+            if response.status_code != 200:
+                error = HaloAuthError if response.status_code in (400, 401, 403) else HaloAPIError
+                raise error("POST", "/oauth/access_token", response.status_code,
+                            "%s (check api_key and api_secret)" % api_error_text(response)
+                            if response.status_code in (400, 401, 403) else api_error_text(response))
+            body = response.json()
+            self._token = body["access_token"]
+            self.scope = body.get("scope")
+            lifetime = int(body.get("expires_in") or 900)
+            self._token_expires = time.time() + max(lifetime - TOKEN_EXPIRY_MARGIN, lifetime / 2.0)
+            return self._token
+
+    def _current_token(self):
+        if self._token is None or time.time() >= self._token_expires:
+            return self.authenticate()
+        return self._token
+
+    def request(self, method, path, params=None, body=None, ok_statuses=None):
+        """One API call; returns the decoded JSON body (``None`` for an empty one).
+
+        On 401 the token is renewed once and the call repeated (tokens can be revoked or
+        expire early); a second 401 is an authentication error.
+        """
+        kwargs = {}
+        if params:
+            kwargs["params"] = params
+        if body is not None:
+            kwargs["json"] = body
+        response = None
+        for attempt in (1, 2):
+            token = self._current_token()
+            response = self._send(method, path, headers={"Authorization": "Bearer " + token}, **kwargs)
+            if response.status_code != 401 or attempt == 2:
+                break
+            with self._token_lock:
+                if self._token == token:
+                    self._token = None
+        if response.status_code == 401:
+            raise HaloAuthError(method, path, 401, "%s (the API refused a fresh token)" % api_error_text(response))
+        if response.status_code >= 400 and response.status_code not in (ok_statuses or ()):
+            raise HaloAPIError(method, path, response.status_code, api_error_text(response))
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise HaloError("Halo API %s %s answered HTTP %s with a body that is not JSON: %s"
+                            % (method, path, response.status_code, response.text[:200]))
+
+    def get(self, path, params=None):
+        return self.request("GET", path, params=params)
+
+    def post(self, path, body):
+        return self.request("POST", path, body=body)
+
+    def put(self, path, body):
+        return self.request("PUT", path, body=body)
+
+    def delete(self, path, params=None):
+        return self.request("DELETE", path, params=params)
+
+    def paginate(self, path, objects_name, params=None):
+        """Every object of a list endpoint, following ``pagination.next`` to the last page."""
+        query = dict(params or {})
+        query.setdefault("per_page", MAX_PER_PAGE)
+        items = []
+        for dummy in range(MAX_PAGES):
+            page = self.get(path, query) or {}
+            items.extend(page.get(objects_name) or [])
+            next_url = (page.get("pagination") or {}).get("next")
+            if not next_url:
+                return items
+            # ``next`` is absolute; keep our own scheme/host/port (proxies and test grids
+            # may see a different name) and take the path and query from it.
+            parts = urlsplit(next_url)
+            path, query = parts.path, _parse_query(parts.query)
+        raise HaloError("GET %s returned more than %d pages; narrow the selection" % (path, MAX_PAGES))
+
+    def require_write_scope(self):
+        """Fail before changing anything when the key is read-only (as CloudPassage's own
+        scan-and-move script checks), instead of half-way through with a 403."""
+        self._current_token()
+        if self.scope and "write" not in self.scope:
+            raise HaloError("the Halo API key is read-only (scope %r); a read+write key is needed to "
+                            "change anything" % self.scope)
+
+    # -- server groups -----------------------------------------------------------------------
+
+    def list_groups(self):
+        return self.paginate("/v1/groups", "groups")
+
+    def find_group(self, name_or_id):
+        """The group whose id or name is ``name_or_id``; an error naming the known groups if none."""
+        groups = self.list_groups()
+        for group in groups:
+            if group.get("id") == name_or_id:
+                return group
+        named = [group for group in groups if group.get("name") == name_or_id]
+        if len(named) == 1:
+            return named[0]
+        if len(named) > 1:
+            raise HaloError("more than one Halo group is named %r (ids: %s); use the id"
+                            % (name_or_id, ", ".join(group["id"] for group in named)))
+        known = ", ".join(sorted(group.get("name", "?") for group in groups)) or "none"
+        raise HaloError("no Halo server group named or with id %r; known groups: %s" % (name_or_id, known))
+
+    # -- servers -----------------------------------------------------------------------------
+
+    def list_servers(self, **filters):
+        """Servers matching the API's list filters (``state`` as a list or comma string)."""
+        params = {}
+        for key, value in filters.items():
+            if value is None:
+                continue
+            params[key] = ",".join(value) if isinstance(value, (list, tuple)) else value
+        return self.paginate("/v1/servers", "servers", params)
+
+    def get_server(self, server_id):
+        return self.get("/v1/servers/%s" % server_id)["server"]
+
+    def move_server(self, server_id, group_id):
+        self.put("/v1/servers/%s" % server_id, {"server": {"group_id": group_id}})
+
+    # -- scans -------------------------------------------------------------------------------
+
+    def start_scan(self, server_id, module):
+        return self.post("/v1/servers/%s/scans" % server_id, {"scan": {"module": module}})["command"]
+
+    def get_command(self, server_id, command_id):
+        return self.get("/v1/servers/%s/commands/%s" % (server_id, command_id))["command"]
+
+    def latest_scan(self, server_id, module):
+        """The server's most recent scan of ``module`` with its findings, or None before the first."""
+        try:
+            return self.get("/v1/servers/%s/%s" % (server_id, module)).get("scan")
+        except HaloAPIError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+
+def _parse_query(query):
+    try:
+        from urllib.parse import parse_qsl
+    except ImportError:  # pragma: no cover
+        from urlparse import parse_qsl  # type: ignore
+    return dict(parse_qsl(query, keep_blank_values=True))
+
+
+def _first_line(exc):
+    return str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__

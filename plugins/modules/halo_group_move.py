@@ -1,0 +1,137 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the cloudpassage.halo collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: halo_group_move
+short_description: Move Halo servers to a server group
+version_added: 0.1.0
+description:
+  - Moves every selected server into O(destination_group). Halo then applies that group's
+    policies and firewall to it.
+  - A server already in the destination group is left alone, so a second run changes nothing.
+  - An unknown destination fails before anything moves, naming the groups that exist.
+author:
+  - cloudpassage.halo contributors
+extends_documentation_fragment:
+  - cloudpassage.halo.auth
+  - cloudpassage.halo.server_selection
+options:
+  destination_group:
+    description:
+      - The group to move the servers to, by name or id.
+    type: str
+    required: true
+attributes:
+  check_mode:
+    support: full
+    description: In check mode nothing moves; the result says what would move.
+  diff_mode:
+    support: full
+    description: The diff shows each server's group before and after.
+"""
+
+EXAMPLES = r"""
+- name: Promote the servers that passed their scan
+  cloudpassage.halo.halo_group_move:
+    server_ids: "{{ scan.results | selectattr('passed') | map(attribute='server_id') | list }}"
+    destination_group: ProdWebClean
+
+- name: Put the application server into the protected group
+  cloudpassage.halo.halo_group_move:
+    hostname: app1
+    destination_group: CriticalApplication
+"""
+
+RETURN = r"""
+moved:
+  description: Servers moved (or, in check mode, that would move).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    server_id:
+      description: Server id.
+      type: str
+    hostname:
+      description: Host name.
+      type: str
+    from_group:
+      description: Name of the group the server was in.
+      type: str
+    to_group:
+      description: Name of the destination group.
+      type: str
+unchanged:
+  description: Servers that were already in the destination group.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    server_id:
+      description: Server id.
+      type: str
+    hostname:
+      description: Host name.
+      type: str
+destination_group:
+  description: The destination group (C(id), C(name)).
+  returned: always
+  type: dict
+"""
+
+from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import HaloError
+from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_module import (
+    SERVER_SELECTION_ARGUMENT_SPEC,
+    HaloModule,
+    select_servers,
+)
+
+
+def move(module):
+    client = module.client
+    destination = client.find_group(module.params["destination_group"])
+    servers = select_servers(client, module.params)
+    to_move = [server for server in servers if server.get("group_id") != destination["id"]]
+    if to_move and not module.check_mode:
+        client.require_write_scope()
+    moved = []
+    for server in to_move:
+        if not module.check_mode:
+            try:
+                client.move_server(server["id"], destination["id"])
+            except HaloError as exc:
+                # Say what already moved: the user must know the state the task left behind.
+                done = ", ".join(entry["hostname"] or entry["server_id"] for entry in moved) or "none"
+                raise HaloError("%s (moved before this error: %s)" % (exc, done))
+        moved.append({"server_id": server["id"], "hostname": server.get("hostname"),
+                      "from_group": server.get("group_name"), "to_group": destination.get("name")})
+    result = {
+        "changed": bool(moved),
+        "moved": moved,
+        "unchanged": [{"server_id": server["id"], "hostname": server.get("hostname")}
+                      for server in servers if server.get("group_id") == destination["id"]],
+        "destination_group": {"id": destination["id"], "name": destination.get("name")},
+    }
+    if module._diff:
+        result["diff"] = {
+            "before": dict((server.get("hostname") or server["id"], server.get("group_name")) for server in to_move),
+            "after": dict((entry["hostname"] or entry["server_id"], entry["to_group"]) for entry in moved),
+        }
+    return result
+
+
+def main():
+    argument_spec = dict(SERVER_SELECTION_ARGUMENT_SPEC)
+    argument_spec.update(destination_group=dict(type="str", required=True))
+    module = HaloModule(argument_spec=argument_spec, supports_check_mode=True)
+    module.run(move)
+
+
+if __name__ == "__main__":
+    main()
