@@ -1,0 +1,37 @@
+# Two entry points (README.md): `make demo` runs the admission flow against the embedded grid,
+# `make test` runs every test. Both build the virtualenv they need first.
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+# ansible-playbook and ansible-doc find this checkout as the collection cloudpassage.halo here.
+COLLECTIONS := $(CURDIR)/.collections
+COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/cloudpassage/halo
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export PATH := $(BIN):$(PATH)
+
+.PHONY: demo test test-python venv clean
+
+venv: $(VENV)/.installed $(COLLECTION_LINK)
+
+$(VENV)/.installed: requirements-dev.txt grid/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt -e grid
+	touch $@
+
+$(COLLECTION_LINK):
+	mkdir -p $(dir $@)
+	ln -sfn ../../.. $@
+
+demo: venv
+	$(BIN)/python scripts/demo.py
+
+test: test-python
+
+# Grid and agent, the collection's unit tests, and the integration tests that run real
+# ansible-playbook against a real grid and real agents.
+test-python: venv
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) $(COLLECTIONS) tests/output .demo .pytest_cache
