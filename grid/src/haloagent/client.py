@@ -1,0 +1,97 @@
+"""The grid's agent API (PROTOCOL.md) over urllib.
+
+urllib's default opener honours HTTPS_PROXY / HTTP_PROXY / NO_PROXY from the environment.
+"""
+from __future__ import annotations
+
+import json
+import ssl
+import urllib.error
+import urllib.request
+from typing import Any, Dict, Optional
+from urllib.parse import urlencode
+
+
+class GridError(Exception):
+    """The grid answered with an error status (``status``) or could not be reached (None)."""
+
+    def __init__(self, message: str, status: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Credentials:
+    def __init__(self, server_id: str, agent_secret: str) -> None:
+        self.server_id = server_id
+        self.agent_secret = agent_secret
+
+    def header(self) -> str:
+        return "Agent %s:%s" % (self.server_id, self.agent_secret)
+
+
+class GridClient:
+    def __init__(self, base_url: str, ca_file: Optional[str] = None, insecure: bool = False) -> None:
+        self.base_url = base_url.rstrip("/")
+        context = ssl.create_default_context(cafile=ca_file)
+        if insecure:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        self._opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))
+        self.credentials: Optional[Credentials] = None
+
+    def request(self, method: str, path: str, body: Any = None, timeout: float = 30,
+                headers: Optional[Dict[str, str]] = None) -> Any:
+        """The decoded JSON answer (None when empty). Raises GridError."""
+        all_headers = {"Accept": "application/json", "User-Agent": "haloagent"}
+        if self.credentials is not None:
+            all_headers["Authorization"] = self.credentials.header()
+        data = b"" if method != "GET" else None  # an explicit Content-Length: 0
+        if body is not None:
+            data = json.dumps(body).encode()
+            all_headers["Content-Type"] = "application/json"
+        all_headers.update(headers or {})
+        request = urllib.request.Request(self.base_url + path, data=data, method=method,
+                                         headers=all_headers)
+        try:
+            with self._opener.open(request, timeout=timeout) as response:
+                payload = response.read()
+        except urllib.error.HTTPError as exc:
+            raise GridError("%s %s: HTTP %s %s" % (method, path, exc.code, _error_text(exc)),
+                            exc.code) from exc
+        except (urllib.error.URLError, OSError) as exc:  # refused, DNS, TLS, timeout
+            reason = getattr(exc, "reason", exc)
+            raise GridError("%s %s: %s" % (method, path, reason)) from exc
+        return json.loads(payload) if payload.strip() else None
+
+    # -- endpoints ------------------------------------------------------------------------
+    def register(self, agent_key: str, facts: Dict[str, Any]) -> Dict[str, Any]:
+        return self.request("POST", "/agent/v1/register", facts,
+                            headers={"X-Daemon-Key": agent_key})
+
+    def poll(self, wait: int, firewall_version: int) -> Dict[str, Any]:
+        query = urlencode({"wait": wait, "firewall_version": firewall_version})
+        # the grid holds the request up to `wait` seconds: allow for that plus a slow network
+        return self.request("GET", "/agent/v1/poll?" + query, timeout=wait + 30) or {}
+
+    def start_command(self, command_id: str) -> None:
+        self.request("POST", "/agent/v1/commands/%s/start" % command_id)
+
+    def command_result(self, command_id: str, result: Dict[str, Any]) -> None:
+        self.request("POST", "/agent/v1/commands/%s/result" % command_id, result)
+
+    def firewall(self) -> Dict[str, Any]:
+        return self.request("GET", "/agent/v1/firewall") or {}
+
+    def firewall_status(self, version: int, status: str, message: str = "") -> None:
+        self.request("POST", "/agent/v1/firewall/status",
+                     {"version": version, "status": status, "message": message})
+
+
+def _error_text(exc: urllib.error.HTTPError) -> str:
+    try:
+        body = json.loads(exc.read() or b"{}")
+    except ValueError:
+        return exc.reason or ""
+    if isinstance(body, dict) and body.get("error"):
+        return str(body["error"])
+    return exc.reason or ""
