@@ -300,18 +300,19 @@ class HaloClient(object):
 
     def find_group(self, name_or_id):
         """The group whose id or name is ``name_or_id``; an error naming the known groups if none."""
-        groups = self.list_groups()
-        for group in groups:
-            if group.get("id") == name_or_id:
-                return group
-        named = [group for group in groups if group.get("name") == name_or_id]
-        if len(named) == 1:
-            return named[0]
-        if len(named) > 1:
-            raise HaloError("more than one Halo group is named %r (ids: %s); use the id"
-                            % (name_or_id, ", ".join(group["id"] for group in named)))
-        known = ", ".join(sorted(group.get("name", "?") for group in groups)) or "none"
-        raise HaloError("no Halo server group named or with id %r; known groups: %s" % (name_or_id, known))
+        return find_by_name_or_id(self.list_groups(), name_or_id, "server group", "groups")
+
+    def get_group(self, group_id):
+        return self.get("/v1/groups/%s" % group_id)["group"]
+
+    def create_group(self, fields):
+        return self.post("/v1/groups", {"group": fields})["group"]
+
+    def update_group(self, group_id, fields):
+        self.put("/v1/groups/%s" % group_id, {"group": fields})
+
+    def delete_group(self, group_id, move_to_parent=False):
+        self.delete("/v1/groups/%s" % group_id, {"move_to_parent": "true"} if move_to_parent else None)
 
     # -- servers -----------------------------------------------------------------------------
 
@@ -330,6 +331,64 @@ class HaloClient(object):
     def move_server(self, server_id, group_id):
         self.put("/v1/servers/%s" % server_id, {"server": {"group_id": group_id}})
 
+    # -- configuration policies (the SDK's /v2 form; module csm) ---------------------------
+
+    def list_config_policies(self):
+        return self.paginate("/v2/policies", "policies", {"module": "csm"})
+
+    def find_config_policy(self, name_or_id):
+        return find_by_name_or_id(self.list_config_policies(), name_or_id, "configuration policy", "policies")
+
+    def get_config_policy(self, policy_id):
+        return self.get("/v2/policies/%s" % policy_id)["policy"]
+
+    def create_config_policy(self, policy):
+        return self.post("/v2/policies", {"policy": policy})["policy"]
+
+    def update_config_policy(self, policy_id, policy):
+        self.put("/v2/policies/%s" % policy_id, {"policy": policy})
+
+    def delete_config_policy(self, policy_id):
+        self.delete("/v2/policies/%s" % policy_id)
+
+    # -- firewall policies, their rules, zones and services ------------------------------------
+
+    def list_firewall_policies(self):
+        return self.paginate("/v1/firewall_policies", "firewall_policies")
+
+    def find_firewall_policy(self, name_or_id):
+        return find_by_name_or_id(self.list_firewall_policies(), name_or_id, "firewall policy", "policies")
+
+    def create_firewall_policy(self, fields):
+        return self.post("/v1/firewall_policies", {"firewall_policy": fields})["firewall_policy"]
+
+    def update_firewall_policy(self, policy_id, fields):
+        self.put("/v1/firewall_policies/%s" % policy_id, {"firewall_policy": fields})
+
+    def delete_firewall_policy(self, policy_id):
+        self.delete("/v1/firewall_policies/%s" % policy_id)
+
+    def list_firewall_rules(self, policy_id):
+        """The policy's rules in order (by ``position``)."""
+        rules = self.paginate("/v1/firewall_policies/%s/firewall_rules" % policy_id, "firewall_rules")
+        return sorted(rules, key=lambda rule: rule.get("position") or 0)
+
+    def create_firewall_rule(self, policy_id, rule):
+        path = "/v1/firewall_policies/%s/firewall_rules" % policy_id
+        return self.post(path, {"firewall_rule": rule})["firewall_rule"]
+
+    def delete_firewall_rule(self, policy_id, rule_id):
+        self.delete("/v1/firewall_policies/%s/firewall_rules/%s" % (policy_id, rule_id))
+
+    def list_firewall_zones(self):
+        return self.paginate("/v1/firewall_zones", "firewall_zones")
+
+    def list_firewall_services(self):
+        return self.paginate("/v1/firewall_services", "firewall_services")
+
+    def create_firewall_service(self, fields):
+        return self.post("/v1/firewall_services", {"firewall_service": fields})["firewall_service"]
+
     # -- scans -------------------------------------------------------------------------------
 
     def start_scan(self, server_id, module):
@@ -346,6 +405,31 @@ class HaloClient(object):
             if exc.status == 404:
                 return None
             raise
+
+
+def find_by_name_or_id(objects, name_or_id, kind, plural):
+    """The one object of ``objects`` whose id, or else name, is ``name_or_id``. Halo names
+    need not be unique, so two objects of that name is an error that asks for the id."""
+    for obj in objects:
+        if obj.get("id") == name_or_id:
+            return obj
+    named = [obj for obj in objects if obj.get("name") == name_or_id]
+    if len(named) == 1:
+        return named[0]
+    if len(named) > 1:
+        raise HaloError("more than one Halo %s is named %r (ids: %s); use the id"
+                        % (kind, name_or_id, ", ".join(obj["id"] for obj in named)))
+    known = ", ".join(sorted(obj.get("name", "?") for obj in objects)) or "none"
+    raise HaloError("no Halo %s named or with id %r; known %s: %s" % (kind, name_or_id, plural, known))
+
+
+def find_by_name(objects, name, kind):
+    """The object named ``name``, or None; an error if the name is ambiguous."""
+    named = [obj for obj in objects if obj.get("name") == name]
+    if len(named) > 1:
+        raise HaloError("more than one Halo %s is named %r (ids: %s); rename or delete the extra ones"
+                        % (kind, name, ", ".join(obj["id"] for obj in named)))
+    return named[0] if named else None
 
 
 def _parse_query(query):
