@@ -1,0 +1,261 @@
+"""haloagent check types, one small tree per case (unit tests, no network)."""
+import os
+import sqlite3
+
+import pytest
+
+from haloagent import packages
+from haloagent.checks import CHECKS, ScanContext, config_values, mode_allowed
+from haloagent.rootfs import PathError, RootFS
+
+
+def write(root, rel, content="", mode=0o644, uid=0, gid=0):
+    path = os.path.join(str(root), rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as handle:
+        handle.write(content)
+    os.chmod(path, mode)
+    os.chown(path, uid, gid)
+    return path
+
+
+def run(check, root, proc_dir="/proc"):
+    return CHECKS[check["object_type"]](check, ScanContext(str(root), proc_dir))
+
+
+def statuses(details):
+    return [d["status"] for d in details]
+
+
+# -- paths under the root --------------------------------------------------------------
+def test_resolve_keeps_absolute_symlinks_inside_the_root(tmp_path):
+    write(tmp_path, "etc/real.conf", "inside")
+    os.symlink("/etc/real.conf", str(tmp_path / "etc/link.conf"))
+    os.symlink("/etc/passwd", str(tmp_path / "etc/escape"))  # the machine's own passwd
+    fs = RootFS(str(tmp_path))
+    assert fs.read_text("/etc/link.conf") == "inside"
+    assert fs.resolve("/etc/escape") == str(tmp_path / "etc/passwd")
+    with pytest.raises(FileNotFoundError):
+        fs.read_text("/etc/escape")
+
+
+def test_resolve_clamps_dotdot_and_follows_relative_links(tmp_path):
+    write(tmp_path, "usr/lib/os-release", "ID=x")
+    os.symlink("../usr/lib/os-release", str(tmp_path / "etc_os"))  # ../ at the root stays there
+    fs = RootFS(str(tmp_path))
+    assert fs.resolve("/../../etc/../usr/lib/os-release") == str(tmp_path / "usr/lib/os-release")
+    assert fs.read_text("/etc_os") == "ID=x"
+
+
+def test_resolve_detects_symlink_loops(tmp_path):
+    os.symlink("/b", str(tmp_path / "a"))
+    os.symlink("/a", str(tmp_path / "b"))
+    with pytest.raises(PathError):
+        RootFS(str(tmp_path)).resolve("/a")
+
+
+# -- configuration_file_setting ----------------------------------------------------------
+def test_config_values_parsing():
+    sshd = "# PermitRootLogin yes\n  PermitRootLogin   no  \nport 22\n"
+    assert config_values(sshd, "permitrootlogin") == ["no"]
+    assert config_values("a = 1\n#a = 2\nb=3\n", "a", delimiter="=") == ["1"]
+    ini = "[main]\ngpgcheck=1\n[repo]\ngpgcheck=0\n"
+    assert config_values(ini, "gpgcheck", section="[repo]", delimiter="=") == ["0"]
+    assert config_values(ini, "gpgcheck", delimiter="=") == ["1", "0"]
+    assert config_values("# comment\n\n1\n2\n", "") == ["1"]
+    assert config_values('NAME="Debian"\n', "NAME", delimiter="=") == ["Debian"]
+
+
+def sshd_check(item, value):
+    return {"object_type": "configuration_file_setting", "config_file_path": "/etc/ssh/sshd_config",
+            "config_file_section": "", "config_item": item, "desired_value": value,
+            "comment_character": "#", "delimiter": ""}
+
+
+@pytest.mark.parametrize("content,desired,status,actual", [
+    ("PermitRootLogin no\n", "no", "good", "no"),
+    ("PermitRootLogin yes\n", "no", "bad", "yes"),
+    ("#PermitRootLogin no\n", "no", "bad", None),            # only commented out: not set
+    ("MaxAuthTries 3\n", "[1-4]", "good", "3"),
+    ("MaxAuthTries 6\n", "[1-4]", "bad", "6"),
+    ("MaxAuthTries 44\n", "[1-4]", "bad", "44"),             # the whole value must match
+    ("MaxAuthTries 3\nMaxAuthTries 9\n", "[1-4]", "bad", "3, 9"),
+])
+def test_configuration_file_setting(tmp_path, content, desired, status, actual):
+    item = content.split()[0].lstrip("#")
+    write(tmp_path, "etc/ssh/sshd_config", content)
+    [result] = run(sshd_check(item, desired), tmp_path)
+    assert (result["status"], result["actual"], result["config_key"]) == (status, actual, item)
+    assert result["expected"] == desired
+
+
+def test_configuration_file_setting_unreadable_is_indeterminate(tmp_path):
+    os.makedirs(str(tmp_path / "etc/ssh/sshd_config"))  # a directory where a file should be
+    [result] = run(sshd_check("PermitRootLogin", "no"), tmp_path)
+    assert result["status"] == "indeterminate" and result["scan_status"] == "error"
+    assert "directory" in result["reason"].lower()
+    [missing] = run(sshd_check("PermitRootLogin", "no"), tmp_path / "nowhere")
+    assert missing["status"] == "indeterminate"
+
+
+def test_configuration_file_setting_invalid_regex_is_indeterminate(tmp_path):
+    write(tmp_path, "etc/ssh/sshd_config", "MaxAuthTries 3\n")
+    [result] = run(sshd_check("MaxAuthTries", "[1-"), tmp_path)
+    assert result["status"] == "indeterminate" and "desired_value" in result["reason"]
+
+
+# -- file_string_presence / file_presence --------------------------------------------------
+def test_file_string_presence(tmp_path):
+    write(tmp_path, "etc/passwd", "root:x:0:0::/root:/bin/sh\ntoor:x:0:0::/:/bin/sh\n")
+    write(tmp_path, "etc/group", "root:x:0:\n")
+    uid0 = {"object_type": "file_string_presence", "files": "/etc/passwd, /etc/group, /etc/none",
+            "patterns": "^(?!root:)[^:]*:[^:]*:0:", "present": False}
+    results = run(uid0, tmp_path)
+    assert statuses(results) == ["bad", "good", "good"]  # a missing file contains nothing
+    assert results[0]["match"].startswith("toor:")
+    needed = dict(uid0, files="/etc/passwd, /etc/none", patterns="^root:x:0:0", present="true")
+    assert statuses(run(needed, tmp_path)) == ["good", "bad"]
+
+
+def test_file_presence(tmp_path):
+    write(tmp_path, "etc/at.allow")
+    check = {"object_type": "file_presence", "files": ["/etc/at.allow", "/etc/at.deny"], "present": True}
+    assert statuses(run(check, tmp_path)) == ["good", "bad"]
+    assert statuses(run(dict(check, present=False), tmp_path)) == ["bad", "good"]
+
+
+# -- modes and owners --------------------------------------------------------------------
+@pytest.mark.parametrize("mode,acl,allowed", [
+    (0o644, "644", True), (0o600, "644", True), (0o000, "644", True), (0o664, "644", False),
+    (0o755, "644", False), (0o700, "*00", True), (0o750, "*00", False), (0o640, "640", True),
+    (0o4755, "755", True), (0o4755, "0755", False), (0o1777, "1777", True),
+])
+def test_mode_allowed(mode, acl, allowed):
+    assert mode_allowed(mode, acl) is allowed
+
+
+def test_file_acl_and_directory_acl(tmp_path):
+    write(tmp_path, "etc/shadow", mode=0o640)
+    write(tmp_path, "etc/passwd", mode=0o666)
+    os.makedirs(str(tmp_path / "etc/cron.d"))
+    os.chmod(str(tmp_path / "etc/cron.d"), 0o755)
+    results = run({"object_type": "file_acl", "files": "/etc/shadow, /etc/passwd, /etc/none",
+                   "acls": "640"}, tmp_path)
+    assert statuses(results) == ["good", "bad", "indeterminate"]
+    assert [r["actual"] for r in results[:2]] == ["640", "666"]
+    [cron] = run({"object_type": "directory_acl", "files": "/etc/cron.d", "acls": "*00"}, tmp_path)
+    assert (cron["status"], cron["actual"]) == ("bad", "755")
+    [wrong_kind] = run({"object_type": "directory_acl", "files": "/etc/shadow", "acls": "*00"}, tmp_path)
+    assert wrong_kind["status"] == "indeterminate"
+    [invalid] = run({"object_type": "file_acl", "files": "/etc/shadow", "acls": "rw-r--r--"}, tmp_path)
+    assert invalid["status"] == "indeterminate"
+
+
+def test_ownership_uses_the_trees_own_accounts(tmp_path):
+    write(tmp_path, "etc/passwd", "root:x:0:0::/:/bin/sh\napp:x:4242:4242::/:/bin/sh\n")
+    write(tmp_path, "etc/group", "root:x:0:\nshadow:x:4343:\n")
+    write(tmp_path, "etc/shadow", uid=0, gid=4343)
+    write(tmp_path, "srv/data", uid=4242, gid=0)
+    os.makedirs(str(tmp_path / "srv/dir"))
+    os.chown(str(tmp_path / "srv/dir"), 4242, 4343)
+    user = {"object_type": "file_user_ownership", "files": "/etc/shadow, /srv/data", "owned_by": "root"}
+    results = run(user, tmp_path)
+    assert statuses(results) == ["good", "bad"] and results[1]["actual"] == "app"
+    group = {"object_type": "file_group_ownership", "files": "/etc/shadow", "owned_by": "shadow, root"}
+    assert statuses(run(group, tmp_path)) == ["good"]
+    assert statuses(run(dict(group, owned_by="root"), tmp_path)) == ["bad"]
+    dir_user = {"object_type": "directory_user_ownership", "folders": "/srv/dir", "owned_by": "app"}
+    assert statuses(run(dir_user, tmp_path)) == ["good"]
+    [dir_group] = run({"object_type": "directory_group_ownership", "files": "/srv/dir",
+                       "owned_by": "root"}, tmp_path)
+    assert (dir_group["status"], dir_group["actual"]) == ("bad", "shadow")
+    # a number the tree does not name is reported as the number
+    os.chown(str(tmp_path / "srv/data"), 31337, 0)
+    assert run(user, tmp_path)[1]["actual"] == "31337"
+
+
+# -- processes and ports (a fake procfs) -------------------------------------------------
+def fake_proc(tmp_path, processes, tcp_listen=(), fds=None):
+    proc = tmp_path / "proc"
+    for pid, (comm, argv0) in processes.items():
+        write(proc, "%d/comm" % pid, comm + "\n")
+        write(proc, "%d/cmdline" % pid, argv0 + "\0--flag\0")
+        os.makedirs(str(proc / str(pid) / "fd"))
+    for pid, inode in (fds or {}).items():
+        os.symlink("socket:[%d]" % inode, str(proc / str(pid) / "fd" / "3"))
+    header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+    rows = "".join("   %d: 00000000:%04X 00000000:0000 %s 00000000:00000000 00:00000000 00000000     0        0 %d 1\n"
+                   % (n, port, state, inode) for n, (port, state, inode) in enumerate(tcp_listen))
+    write(proc, "net/tcp", header + rows)
+    write(proc, "net/udp", header)
+    return str(proc)
+
+
+def test_process_presence(tmp_path):
+    proc = fake_proc(tmp_path, {1: ("init", "/sbin/init"), 77: ("sshd", "sshd: /usr/sbin/sshd -D"),
+                                 90: ("python3", "/usr/sbin/rsyslogd")})
+    check = {"object_type": "process_presence", "processes": "sshd, rsyslogd, telnetd", "present": True}
+    assert statuses(run(check, tmp_path, proc)) == ["good", "good", "bad"]
+    assert statuses(run(dict(check, present="false"), tmp_path, proc)) == ["bad", "bad", "good"]
+
+
+def test_port_process(tmp_path):
+    # port 22 listening (0A) by sshd, port 23 only in TIME_WAIT (06): not listening
+    proc = fake_proc(tmp_path, {77: ("sshd", "/usr/sbin/sshd")},
+                     tcp_listen=[(22, "0A", 5001), (23, "06", 5002)], fds={77: 5001})
+    check = {"object_type": "port_process", "ports": "22, 23", "present": True}
+    assert statuses(run(check, tmp_path, proc)) == ["good", "bad"]
+    assert statuses(run(dict(check, present=False), tmp_path, proc)) == ["bad", "good"]
+    [owned] = run(dict(check, ports="22", process="sshd"), tmp_path, proc)
+    assert owned["status"] == "good"
+    [other] = run(dict(check, ports="22", process="nginx"), tmp_path, proc)
+    assert (other["status"], other["actual"]) == ("bad", "listening by sshd")
+
+
+# -- packages ------------------------------------------------------------------------------
+DPKG_STATUS = """\
+Package: openssh-server
+Status: install ok installed
+Version: 1:9.2p1-2
+Description: secure shell server
+ A long description line that mentions
+ Package: fake-from-description
+
+Package: telnetd
+Status: deinstall ok config-files
+Version: 0.17-44
+
+Package: rsyslog
+Status: install ok unpacked
+Version: 8.2302.0-1
+"""
+
+
+def test_parse_dpkg_status():
+    assert packages.parse_dpkg_status(DPKG_STATUS) == {
+        "openssh-server": "1:9.2p1-2", "rsyslog": "8.2302.0-1"}
+
+
+def test_package_presence_dpkg(tmp_path):
+    write(tmp_path, "var/lib/dpkg/status", DPKG_STATUS)
+    check = {"object_type": "package_presence", "packages": "openssh-server, telnetd", "present": True}
+    results = run(check, tmp_path)
+    assert statuses(results) == ["good", "bad"]
+    assert results[0]["actual"] == "installed 1:9.2p1-2"
+    assert statuses(run(dict(check, present=False), tmp_path)) == ["bad", "good"]
+
+
+def test_package_presence_rpm_sqlite(tmp_path):
+    os.makedirs(str(tmp_path / "var/lib/rpm"))
+    conn = sqlite3.connect(str(tmp_path / "var/lib/rpm/rpmdb.sqlite"))
+    conn.execute("CREATE TABLE Name (key TEXT, hnum INTEGER, idx INTEGER)")
+    conn.execute("INSERT INTO Name VALUES ('rsyslog', 1, 0)")
+    conn.commit()
+    conn.close()
+    check = {"object_type": "package_presence", "packages": ["rsyslog", "telnet-server"], "present": True}
+    assert statuses(run(check, tmp_path)) == ["good", "bad"]
+
+
+def test_package_presence_without_database_is_indeterminate(tmp_path):
+    [result] = run({"object_type": "package_presence", "packages": "rsyslog", "present": True}, tmp_path)
+    assert result["status"] == "indeterminate" and "no dpkg or rpm database" in result["reason"]
