@@ -1,0 +1,268 @@
+"""haloagent run against a tiny in-process fake grid (unit level: the real grid has its
+own integration tests). Covers registration state, commands, re-registration, a rejected
+daemon key, firewall hand-off and SIGTERM."""
+import json
+import logging
+import os
+import re
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from fixtures.trees import make_compliant_tree, make_failing_tree
+from haloagent import firewall
+from haloagent.agent import Agent, AgentConfig, Backoff
+
+KEY = "0123456789abcdef0123456789abcdef"
+AGENT_SRC = Path(__file__).resolve().parents[1] / "src"
+POLICIES = Path(__file__).resolve().parents[1] / "src" / "halogrid" / "policies"
+
+
+class FakeGrid:
+    """Just enough of PROTOCOL.md's agent endpoints, recording what agents sent."""
+
+    def __init__(self):
+        self.registrations = []          # bodies of accepted registrations
+        self.secrets = {}                # server_id -> agent_secret
+        self.gone = set()                # server ids that get 410
+        self.queue = []                  # commands for the next poll
+        self.polls = []                  # (server_id, query) of every poll
+        self.starts, self.results = [], {}
+        self.firewall_version, self.firewall_policy = 1, None
+        self.firewall_fetches, self.firewall_statuses = 0, []
+        self.closing = threading.Event()
+        grid = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def reply(self, code, body=None):
+                data = json.dumps(body).encode() if body is not None else b""
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def body(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                return json.loads(self.rfile.read(length) or b"null")
+
+            def server_id(self):
+                scheme, _, value = (self.headers.get("Authorization") or "").partition(" ")
+                server_id, _, secret = value.partition(":")
+                if scheme != "Agent" or grid.secrets.get(server_id) != secret:
+                    self.reply(401, {"error": "invalid agent credential"})
+                    return None
+                if server_id in grid.gone:
+                    self.reply(410, {"error": "server retired"})
+                    return None
+                return server_id
+
+            def do_POST(self):
+                path = urlsplit(self.path).path
+                if path == "/agent/v1/register":
+                    body = self.body()
+                    if self.headers.get("X-Daemon-Key") != KEY:
+                        return self.reply(401, {"error": "invalid daemon key"})
+                    server_id = "%032x" % (len(grid.registrations) + 1)
+                    grid.registrations.append(body)
+                    grid.secrets[server_id] = "secret-" + server_id
+                    return self.reply(201, {"server_id": server_id, "agent_secret": grid.secrets[server_id],
+                                            "group_id": "g-dirty"})
+                if self.server_id() is None:
+                    return None
+                parts = path.split("/")
+                if path.startswith("/agent/v1/commands/") and parts[-1] == "start":
+                    grid.starts.append(parts[-2])
+                    self.body()
+                    return self.reply(204)
+                if path.startswith("/agent/v1/commands/") and parts[-1] == "result":
+                    grid.results[parts[-2]] = self.body()
+                    return self.reply(204)
+                if path == "/agent/v1/firewall/status":
+                    grid.firewall_statuses.append(self.body())
+                    return self.reply(204)
+                return self.reply(404, {"error": "not found"})
+
+            def do_GET(self):
+                url = urlsplit(self.path)
+                server_id = self.server_id()
+                if server_id is None:
+                    return None
+                if url.path == "/agent/v1/poll":
+                    query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                    grid.polls.append((server_id, query))
+                    if not grid.queue and int(query["firewall_version"]) == grid.firewall_version:
+                        grid.closing.wait(min(int(query["wait"]), 30))  # a real long-poll
+                    commands, grid.queue = grid.queue, []
+                    return self.reply(200, {"commands": commands, "firewall_version": grid.firewall_version})
+                if url.path == "/agent/v1/firewall":
+                    grid.firewall_fetches += 1
+                    return self.reply(200, {"version": grid.firewall_version, "policy": grid.firewall_policy})
+                return self.reply(404, {"error": "not found"})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        # a short poll interval: shutdown() waits for it
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.closing.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def grid():
+    with FakeGrid() as fake:
+        yield fake
+
+
+def agent(grid, tmp_path, **overrides):
+    settings = dict(grid=grid.url, agent_key=KEY, tag="NewDirty", state_dir=str(tmp_path / "state"),
+                    root=str(tmp_path / "root"), firewall=False, once=True, poll_wait=0)
+    settings.update(overrides)
+    return Agent(AgentConfig(**settings))
+
+
+@pytest.fixture
+def root(tmp_path):
+    return make_compliant_tree(str(tmp_path / "root"))
+
+
+def test_registration_is_saved_0600_and_reused(grid, tmp_path, root):
+    assert agent(grid, tmp_path, server_label="web1").run() == 0
+    [facts] = grid.registrations
+    assert (facts["tag"], facts["server_label"], facts["platform"], facts["platform_version"]) == \
+        ("NewDirty", "web1", "debian", "12")
+    assert facts["hostname"] and facts["kernel_name"] == os.uname().sysname
+    assert all(set(i) == {"name", "ip"} for i in facts["interfaces"])
+    state_file = tmp_path / "state" / "agent.json"
+    assert stat.S_IMODE(state_file.stat().st_mode) == 0o600
+    saved = json.loads(state_file.read_text())
+    assert saved["server_id"] == "%032x" % 1 and saved["grid"] == grid.url
+
+    assert agent(grid, tmp_path).run() == 0  # a restart: same credential, no new server
+    assert len(grid.registrations) == 1
+    assert [server_id for server_id, _ in grid.polls] == ["%032x" % 1] * 2
+
+
+def test_state_of_another_grid_is_not_used(grid, tmp_path, root):
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    (state_dir / "agent.json").write_text(json.dumps(
+        {"grid": "https://old-grid.example", "server_id": "x", "agent_secret": "y"}))
+    assert agent(grid, tmp_path).run() == 0
+    assert len(grid.registrations) == 1
+
+
+def test_retired_server_registers_again(grid, tmp_path, root):
+    assert agent(grid, tmp_path).run() == 0
+    grid.gone.add("%032x" % 1)
+    assert agent(grid, tmp_path).run() == 1  # once: the 410 ends this run, state is dropped
+    assert not (tmp_path / "state" / "agent.json").exists()
+    assert agent(grid, tmp_path).run() == 0
+    assert len(grid.registrations) == 2 and grid.polls[-1][0] == "%032x" % 2
+
+
+def test_rejected_daemon_key_is_reported(grid, tmp_path, root, caplog):
+    with caplog.at_level(logging.ERROR, logger="haloagent"):
+        assert agent(grid, tmp_path, agent_key="f" * 32).run() == 1
+    assert "rejected the agent key" in caplog.text
+    assert grid.registrations == [] and not (tmp_path / "state" / "agent.json").exists()
+
+
+def test_backoff_grows_with_jitter_up_to_the_cap():
+    backoff = Backoff(base=1.0, cap=8.0)
+    delays = [backoff.next_delay() for _ in range(6)]
+    for delay, ceiling in zip(delays, [1, 2, 4, 8, 8, 8]):
+        assert ceiling / 2 <= delay <= ceiling
+    backoff.reset()
+    assert backoff.next_delay() <= 1.0
+
+
+def test_sca_command_scans_and_reports(grid, tmp_path):
+    make_failing_tree(str(tmp_path / "root"))
+    policy = dict(json.loads((POLICIES / "debian.json").read_text())["policy"], id="pol-1")
+    grid.queue = [{"id": "cmd-1", "name": "sca", "policies": [policy]},
+                  {"id": "cmd-2", "name": "fim", "policies": []}]
+    assert agent(grid, tmp_path).run() == 0
+    assert grid.starts == ["cmd-1", "cmd-2"]
+    result = grid.results["cmd-1"]
+    assert result["status"] == "completed" and result["scan"]["module"] == "sca"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z", result["scan"]["agent_completed_at"])
+    findings = {f["rule_name"]: f for f in result["scan"]["findings"]}
+    assert len(findings) == len(policy["rules"])
+    telnet = findings["A telnet server is not installed"]
+    assert (telnet["status"], telnet["critical"], telnet["policy_id"]) == ("bad", True, "pol-1")
+    assert findings["No account has an empty password"]["status"] == "good"
+    assert grid.results["cmd-2"] == {"status": "failed", "result": "haloagent does not support command 'fim'"}
+
+
+def test_firewall_changes_are_applied_and_reported(grid, tmp_path, root, monkeypatch):
+    applied = []
+    monkeypatch.setattr(firewall, "apply", applied.append)
+    grid.firewall_version = 7
+    grid.firewall_policy = {"id": "fw", "name": "prod", "rules": [
+        {"chain": "INPUT", "action": "DROP", "active": True, "position": 1,
+         "source": {"type": "Group", "id": "g-dirty", "name": "Dirty", "ips": ["198.18.0.11"]},
+         "service": {"port": "22", "protocol": "TCP"}, "connection_states": None, "log": False}]}
+    assert agent(grid, tmp_path, firewall=True).run() == 0
+    assert grid.firewall_statuses == [{"version": 7, "status": "applied", "message": ""}]
+    assert "elements = { 198.18.0.11 }" in applied[0]
+
+    def reject(script):
+        raise firewall.FirewallError("Error: syntax error")
+
+    monkeypatch.setattr(firewall, "apply", reject)
+    grid.firewall_version = 8
+    assert agent(grid, tmp_path, firewall=True).run() == 0
+    assert grid.firewall_statuses[-1] == {"version": 8, "status": "failed", "message": "Error: syntax error"}
+
+
+def test_no_firewall_only_follows_the_version(grid, tmp_path, root):
+    grid.firewall_version = 5
+    a = agent(grid, tmp_path, firewall=False)
+    assert a.run() == 0 and a.run() == 0  # the same agent polls twice
+    assert grid.firewall_fetches == 0 and grid.firewall_statuses == []
+    assert [q["firewall_version"] for _, q in grid.polls] == ["-1", "5"]
+
+
+def test_sigterm_stops_a_waiting_agent(grid, tmp_path, root):
+    grid.firewall_version = -1  # nothing to report: the first poll blocks
+    env = dict(os.environ, PYTHONPATH=str(AGENT_SRC))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "haloagent", "run", "--grid", grid.url, "--agent-key", KEY,
+         "--state-dir", str(tmp_path / "state"), "--root", root, "--no-firewall"],
+        stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        while not grid.polls and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        assert grid.polls, "the agent never polled"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    log = process.stderr.read().decode()
+    process.stderr.close()
+    assert "registered as server" in log and "stopped" in log
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", log)  # timestamped lines on stderr
