@@ -24,7 +24,7 @@ import logging
 import re
 import shutil
 import subprocess
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +120,13 @@ def render(policy: Optional[Dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def apply(script: str, nft: str = "nft") -> None:
-    """Load ``script`` in one nft transaction. Raises FirewallError (nothing changed then)."""
-    if shutil.which(nft) is None:
-        raise FirewallError("nft not found: install nftables")
-    done = subprocess.run([nft, "-f", "-"], input=script, universal_newlines=True,
+def apply(script: str, nft: Sequence[str] = ("nft",)) -> None:
+    """Load ``script`` in one nft transaction. Raises FirewallError (nothing changed then).
+
+    ``nft`` is the command to run (tests prefix it with ``ip netns exec``)."""
+    if shutil.which(nft[0]) is None:
+        raise FirewallError("%s not found: install nftables" % nft[0])
+    done = subprocess.run(list(nft) + ["-f", "-"], input=script, universal_newlines=True,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
     if done.returncode != 0:
         raise FirewallError((done.stderr or done.stdout).strip() or "nft failed")
