@@ -8,12 +8,14 @@ half-applied policy, and a rejected ruleset leaves the previous one in force. Ot
 
 Mapping of Halo rule fields:
 * ``chain`` INPUT / OUTPUT -> the ``input`` / ``output`` chain; rules in ``position`` order;
-* ``source`` with ``ips`` -> ``ip saddr @set`` on input, ``ip daddr @set`` on output (the
-  remote side of the connection); null -> any address. Only IPv4 addresses are used;
+* ``source`` with ``ips`` (addresses or networks) -> ``ip saddr @set`` on input,
+  ``ip daddr @set`` on output (the remote side of the connection); null -> any address.
+  Only IPv4 is filtered: IPv6 entries are left out;
 * ``service`` ``{"port": "22" | "8000:8080", "protocol": "TCP" | "UDP" | "ICMP"}`` -> the
   destination port; null -> any;
 * ``connection_states`` ``"NEW, ESTABLISHED"`` -> ``ct state { new, established }``;
-* ``log`` -> an nft ``log`` statement before the verdict; ``action`` ACCEPT/DROP/REJECT.
+* ``log`` -> an nft ``log`` statement (``log_prefix``, default "halo:") before the verdict;
+  ``action`` ACCEPT/DROP/REJECT.
 Loopback traffic is always accepted first, and the chains' policy is accept: a Halo policy
 that wants "deny the rest" says so with a last DROP rule.
 """
@@ -46,6 +48,19 @@ def _set_name(source: Dict[str, Any], index: int) -> str:
 def _quote(text: str) -> str:
     """A string for nft's double quotes: no quote or backslash, bounded length."""
     return re.sub(r'["\\\n\r]', "", text)[:120]
+
+
+def _ipv4_elements(addresses: List[str]) -> List[str]:
+    """The IPv4 addresses and networks of a source (a zone may list ``10.0.0.0/24``)."""
+    elements = []
+    for text in addresses:
+        try:
+            network = ipaddress.ip_network(str(text).strip(), strict=False)
+        except ValueError as exc:
+            raise FirewallError("invalid source address %r" % text) from exc
+        if network.version == 4:
+            elements.append(str(network.network_address) if network.prefixlen == 32 else str(network))
+    return sorted(set(elements), key=lambda e: ipaddress.ip_network(e))
 
 
 def _match_service(service: Optional[Dict[str, Any]]) -> List[str]:
@@ -94,23 +109,24 @@ def render(policy: Optional[Dict[str, Any]]) -> str:
         source = rule.get("source")
         if source:
             name = _set_name(source, index)
-            sets[name] = [ip for ip in source.get("ips") or []
-                          if isinstance(ipaddress.ip_address(ip), ipaddress.IPv4Address)]
+            sets[name] = _ipv4_elements(source.get("ips") or [])
             statement.append("ip %s @%s" % ("saddr" if chain == "input" else "daddr", name))
         statement += _match_service(rule.get("service"))
         statement += _match_states(rule.get("connection_states"))
         if rule.get("log"):
-            statement.append('log prefix "halo: "')
+            statement.append('log prefix "%s "' % _quote(str(rule.get("log_prefix") or "halo:")))
         statement.append(action)
         if rule.get("comment"):
             statement.append('comment "%s"' % _quote(str(rule["comment"])))
         chains[chain].append(" ".join(statement))
 
     lines.append("table %s {" % TABLE)
-    lines.append("  # policy %s" % _quote(str(policy.get("name") or policy.get("id") or "")))
+    if policy.get("name"):
+        lines.append("  # policy %s" % _quote(str(policy["name"])))
     for name, ips in sets.items():
         elements = " elements = { %s };" % ", ".join(ips) if ips else ""
-        lines.append("  set %s { type ipv4_addr;%s }" % (name, elements))
+        # interval + auto-merge: zones may hold networks, and overlapping ones
+        lines.append("  set %s { type ipv4_addr; flags interval; auto-merge;%s }" % (name, elements))
     for chain, statements in chains.items():
         lines.append("  chain %s {" % chain)
         lines.append("    type filter hook %s priority filter; policy accept;" % chain)
