@@ -30,13 +30,13 @@ options:
   policy:
     description:
       - The policy as Halo's JSON object, either the policy itself (C(name), C(platform),
-        C(description), C(rules)) or wrapped as C({"policy": {...}}), as Halo exports it.
+        C(description), C(rules)) or wrapped in a top-level C(policy) key, as Halo exports it.
       - Ids, URLs and timestamps in it are ignored, so a policy exported from another Halo
         account can be used as is.
     type: dict
   src:
     description:
-      - Path of a JSON file with C({"policy": {...}}), as Halo exports a policy.
+      - Path of a JSON file with the policy under a top-level C(policy) key, as Halo exports it.
       - The file is read on the host that runs the module, usually the controller
         (C(localhost)).
     type: path

@@ -1,0 +1,381 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to the cloudpassage.halo collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: halo_firewall_policy
+short_description: Manage Halo Linux firewall policies and their rules
+version_added: 0.1.0
+description:
+  - Makes sure a Linux firewall policy of this name exists with exactly the rules given,
+    in that order; or that no policy of that name exists.
+  - A rule's source is a server group (Halo turns it into the group's member IPs on every
+    host and keeps them current as servers join, move or change address), a firewall zone
+    (a named IP list), or any address.
+  - When the rules differ in any way, the policy's rules are replaced. The new rules are
+    added before the old ones are removed, so hosts are never left with an empty policy.
+  - Assign the policy to a group with M(cloudpassage.halo.halo_group) O(cloudpassage.halo.halo_group#module:linux_firewall_policy).
+author:
+  - cloudpassage.halo contributors
+extends_documentation_fragment:
+  - cloudpassage.halo.auth
+options:
+  name:
+    description:
+      - Name of the policy.
+    type: str
+    required: true
+  description:
+    description:
+      - Description of the policy.
+    type: str
+  state:
+    description:
+      - V(present) creates the policy or brings its rules in line; V(absent) deletes it.
+      - Halo refuses to delete a policy that a group still uses.
+    type: str
+    choices: [present, absent]
+    default: present
+  rules:
+    description:
+      - The rules, in the order Halo applies them (first match wins).
+      - Required with O(state=present); an empty list leaves the policy without rules.
+    type: list
+    elements: dict
+    suboptions:
+      chain:
+        description: The chain of the rule.
+        type: str
+        choices: [INPUT, OUTPUT]
+        default: INPUT
+      action:
+        description: What happens to matching traffic.
+        type: str
+        choices: [ACCEPT, DROP, REJECT]
+        required: true
+      source:
+        description:
+          - Where the traffic comes from (for V(OUTPUT), where it goes), as a server group
+            or a firewall zone, by name or id. Omit it (or null) for any address.
+        type: dict
+        suboptions:
+          group:
+            description: A server group, by name or id.
+            type: str
+          zone:
+            description: A firewall zone (a named list of IP addresses), by name or id.
+            type: str
+      service:
+        description:
+          - The service (port and protocol) the rule matches, as a firewall service name,
+            or a port and protocol. Omit it (or null) for any service.
+          - A port and protocol that no firewall service has yet gets a new service named
+            C(<port>/<protocol>).
+        type: dict
+        suboptions:
+          name:
+            description: A firewall service, by name or id.
+            type: str
+          port:
+            description: Port or port range such as C(8000:8080).
+            type: str
+          protocol:
+            description: Protocol.
+            type: str
+            choices: [TCP, UDP, ICMP]
+            default: TCP
+      states:
+        description: Connection states the rule matches; none means any state.
+        type: list
+        elements: str
+        choices: [NEW, ESTABLISHED, RELATED]
+      log:
+        description: Log the packets the rule matches.
+        type: bool
+        default: false
+      log_prefix:
+        description: Prefix of the log lines.
+        type: str
+      comment:
+        description: Comment shown with the rule.
+        type: str
+      active:
+        description: Whether the rule is in force.
+        type: bool
+        default: true
+attributes:
+  check_mode:
+    support: full
+    description: In check mode nothing is created, changed or deleted, not even a firewall service.
+  diff_mode:
+    support: full
+    description: The diff shows the policy's rules before and after, with sources and services by name.
+"""
+
+EXAMPLES = r"""
+# The seed lab: hosts still in the staging group must not reach the critical application;
+# production web servers may. Make the groups first (cloudpassage.halo.halo_group), then
+# this policy, then assign it to CriticalApplication.
+- name: Firewall policy of the critical application
+  cloudpassage.halo.halo_firewall_policy:
+    name: Protect CriticalApplication
+    description: Staging hosts are kept out until their scan passes
+    rules:
+      - chain: INPUT
+        action: ACCEPT
+        states: [ESTABLISHED, RELATED]
+        comment: Replies to connections the host made
+      - chain: INPUT
+        action: DROP
+        source:
+          group: ProdWebDirty
+        log: true
+        log_prefix: "dirty: "
+        comment: Not yet admitted
+      - chain: INPUT
+        action: ACCEPT
+        source:
+          group: ProdWebClean
+        service:
+          port: "8080"
+          protocol: TCP
+        states: [NEW]
+        comment: Admitted web servers reach the application
+      - chain: INPUT
+        action: ACCEPT
+        source:
+          zone: Admin network
+        service:
+          name: ssh
+      - chain: INPUT
+        action: DROP
+
+- name: Assign it
+  cloudpassage.halo.halo_group:
+    name: CriticalApplication
+    linux_firewall_policy: Protect CriticalApplication
+"""
+
+RETURN = r"""
+policy_id:
+  description: Id of the policy; empty when it was deleted, did not exist, or would be created in check mode.
+  returned: always
+  type: str
+  sample: 7b881ca072a4012c1ed6000e6db0c79f
+rules:
+  description:
+    - The policy's rules after the task, in order, with sources and services by id and name.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - chain: INPUT
+      action: DROP
+      source: {type: Group, id: 0d7d6a1c8b5e4f0c9a3b2e1d0c9b8a7f, name: ProdWebDirty}
+      service: null
+      states: []
+      log: true
+      log_prefix: "dirty: "
+      comment: Not yet admitted
+      active: true
+"""
+
+from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import find_by_name, find_by_name_or_id
+from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_module import HaloModule
+
+STATES = ["NEW", "ESTABLISHED", "RELATED"]
+
+RULE_SPEC = dict(
+    chain=dict(type="str", choices=["INPUT", "OUTPUT"], default="INPUT"),
+    action=dict(type="str", choices=["ACCEPT", "DROP", "REJECT"], required=True),
+    source=dict(type="dict", options=dict(group=dict(type="str"), zone=dict(type="str")),
+                mutually_exclusive=[("group", "zone")], required_one_of=[("group", "zone")]),
+    service=dict(type="dict", options=dict(name=dict(type="str"), port=dict(type="str"),
+                                           protocol=dict(type="str", choices=["TCP", "UDP", "ICMP"], default="TCP")),
+                 mutually_exclusive=[("name", "port")], required_one_of=[("name", "port")]),
+    states=dict(type="list", elements="str", choices=STATES),
+    log=dict(type="bool", default=False),
+    log_prefix=dict(type="str"),
+    comment=dict(type="str"),
+    active=dict(type="bool", default=True),
+)
+
+
+def parse_states(value):
+    """Halo's ``"NEW, ESTABLISHED"`` (or null / ``ANY``) as a list in a fixed order."""
+    states = set(part.strip().upper() for part in (value or "").split(",") if part.strip())
+    states.discard("ANY")
+    return sorted(states, key=lambda state: (STATES.index(state) if state in STATES else len(STATES), state))
+
+
+def rule_view(chain, action, source, service, states, log, log_prefix, comment, active):
+    """One rule in the form this module compares and reports, wanted or stored alike."""
+    return {"chain": chain, "action": action, "source": source, "service": service,
+            "states": parse_states(", ".join(states or [])), "log": bool(log),
+            "log_prefix": log_prefix or "", "comment": comment or "", "active": bool(active)}
+
+
+def stored_view(rule):
+    source = rule.get("firewall_source")
+    service = rule.get("firewall_service")
+    return rule_view(
+        rule.get("chain"), rule.get("action"),
+        {"type": source.get("type"), "id": source.get("id"), "name": source.get("name")} if source else None,
+        {"id": service.get("id"), "name": service.get("name"), "port": service.get("port"),
+         "protocol": service.get("protocol")} if service else None,
+        parse_states(rule.get("connection_states")), rule.get("log"), rule.get("log_prefix"),
+        rule.get("comment"), rule.get("active", True))
+
+
+def comparable(view):
+    """What makes two rules the same: sources and services by id, not by (mutable) name."""
+    compared = dict(view)
+    compared["source"] = view["source"] and (view["source"]["type"], view["source"]["id"])
+    service = view["service"]
+    # A service check mode has not created yet, or one stored inline, has no id.
+    compared["service"] = service and (service["id"] or (service["port"], service["protocol"]))
+    return compared
+
+
+class Resolver(object):
+    """Names of groups, zones and services to ids, each list fetched once and only if needed."""
+
+    def __init__(self, client, check_mode):
+        self.client = client
+        self.check_mode = check_mode
+        self._cache = {}
+
+    def _objects(self, kind, list_call):
+        if kind not in self._cache:
+            self._cache[kind] = list_call()
+        return self._cache[kind]
+
+    def source(self, wanted):
+        if not wanted:
+            return None
+        if wanted.get("group"):
+            group = find_by_name_or_id(self._objects("groups", self.client.list_groups), wanted["group"],
+                                       "server group", "groups")
+            return {"type": "Group", "id": group["id"], "name": group.get("name")}
+        zone = find_by_name_or_id(self._objects("zones", self.client.list_firewall_zones), wanted["zone"],
+                                  "firewall zone", "zones")
+        return {"type": "FirewallZone", "id": zone["id"], "name": zone.get("name")}
+
+    def service(self, wanted):
+        if not wanted:
+            return None
+        services = self._objects("services", self.client.list_firewall_services)
+        if wanted.get("name"):
+            found = find_by_name_or_id(services, wanted["name"], "firewall service", "services")
+        else:
+            matching = [svc for svc in services if str(svc.get("port")) == wanted["port"]
+                        and (svc.get("protocol") or "").upper() == wanted["protocol"]]
+            found = matching[0] if matching else self._new_service(wanted["port"], wanted["protocol"])
+        return {"id": found.get("id"), "name": found.get("name"), "port": found.get("port"),
+                "protocol": found.get("protocol")}
+
+    def _new_service(self, port, protocol):
+        fields = {"name": "%s/%s" % (port, protocol), "port": port, "protocol": protocol}
+        if self.check_mode:
+            return fields  # no id yet: no stored rule can match it, so the rules differ
+        self.client.require_write_scope()
+        service = self.client.create_firewall_service(fields)
+        self._cache["services"].append(service)
+        return service
+
+    def rule(self, wanted):
+        return rule_view(wanted["chain"], wanted["action"], self.source(wanted["source"]),
+                         self.service(wanted["service"]), wanted["states"], wanted["log"],
+                         wanted["log_prefix"], wanted["comment"], wanted["active"])
+
+
+def api_rule(view, position):
+    """The ``firewall_rule`` body that creates ``view`` at ``position`` (1 = first)."""
+    return {
+        "chain": view["chain"], "action": view["action"], "active": view["active"],
+        "firewall_source": view["source"] and {"id": view["source"]["id"], "type": view["source"]["type"]},
+        "firewall_service": view["service"] and view["service"]["id"],
+        "connection_states": ", ".join(view["states"]) or None,
+        "log": view["log"], "log_prefix": view["log_prefix"] or None, "comment": view["comment"],
+        "position": position,
+    }
+
+
+def ensure_present(module, policy):
+    params = module.params
+    client = module.client
+    resolver = Resolver(client, module.check_mode)
+    wanted = [resolver.rule(rule) for rule in params["rules"]]
+    stored_rules = client.list_firewall_rules(policy["id"]) if policy else []
+    stored = [stored_view(rule) for rule in stored_rules]
+    before = {"name": policy["name"], "description": policy.get("description"), "rules": stored} if policy else {}
+    after = {"name": params["name"], "description": before.get("description"), "rules": wanted}
+    fields = {}
+    if params["description"] is not None and (policy or {}).get("description") != params["description"]:
+        fields["description"] = after["description"] = params["description"]
+    rules_differ = [comparable(rule) for rule in stored] != [comparable(rule) for rule in wanted]
+
+    result = {"changed": policy is None or bool(fields) or rules_differ,
+              "policy_id": policy["id"] if policy else "", "rules": wanted if rules_differ else stored}
+    if module._diff:
+        result["diff"] = {"before": before, "after": after}
+    if module.check_mode or not result["changed"]:
+        return result
+    client.require_write_scope()
+    if policy is None:
+        fields.update(name=params["name"], platform="linux")
+        policy = client.create_firewall_policy(fields)
+        result["policy_id"] = policy["id"]
+    elif fields:
+        client.update_firewall_policy(policy["id"], fields)
+    if rules_differ:
+        # New rules go in first, at the top, and the old ones (now below them) go after:
+        # hosts never see a policy without its rules in between.
+        for position, rule in enumerate(wanted, 1):
+            client.create_firewall_rule(policy["id"], api_rule(rule, position))
+        for rule in stored_rules:
+            client.delete_firewall_rule(policy["id"], rule["id"])
+    return result
+
+
+def ensure_absent(module, policy):
+    result = {"changed": policy is not None, "policy_id": "", "rules": []}
+    if policy is not None:
+        if module._diff:
+            stored = [stored_view(rule) for rule in module.client.list_firewall_rules(policy["id"])]
+            result["diff"] = {"before": {"name": policy["name"], "description": policy.get("description"),
+                                         "rules": stored}, "after": {}}
+        if not module.check_mode:
+            module.client.require_write_scope()
+            module.client.delete_firewall_policy(policy["id"])
+    return result
+
+
+def manage(module):
+    policy = find_by_name(module.client.list_firewall_policies(), module.params["name"], "firewall policy")
+    if module.params["state"] == "absent":
+        return ensure_absent(module, policy)
+    return ensure_present(module, policy)
+
+
+def main():
+    module = HaloModule(
+        argument_spec=dict(
+            name=dict(type="str", required=True),
+            description=dict(type="str"),
+            state=dict(type="str", choices=["present", "absent"], default="present"),
+            rules=dict(type="list", elements="dict", options=RULE_SPEC),
+        ),
+        required_if=[("state", "present", ("rules",))],
+        supports_check_mode=True,
+    )
+    module.run(manage)
+
+
+if __name__ == "__main__":
+    main()
