@@ -24,6 +24,7 @@ from haloagent.agent import Agent, AgentConfig, Backoff
 KEY = "0123456789abcdef0123456789abcdef"
 AGENT_SRC = Path(__file__).resolve().parents[1] / "src"
 POLICIES = Path(__file__).resolve().parents[1] / "src" / "halogrid" / "policies"
+PYTHON38 = "/root/.pyenv/versions/3.8.18/bin/python3.8"  # the oldest Python the agent supports
 
 
 class FakeGrid:
@@ -244,11 +245,16 @@ def test_no_firewall_only_follows_the_version(grid, tmp_path, root):
     assert [q["firewall_version"] for _, q in grid.polls] == ["-1", "5"]
 
 
-def test_sigterm_stops_a_waiting_agent(grid, tmp_path, root):
+@pytest.mark.parametrize("python", [
+    sys.executable,
+    pytest.param(PYTHON38, marks=pytest.mark.skipif(not os.path.exists(PYTHON38),
+                                                    reason="no Python 3.8 here")),
+])
+def test_sigterm_stops_a_waiting_agent(grid, tmp_path, root, python):
     grid.firewall_version = -1  # nothing to report: the first poll blocks
     env = dict(os.environ, PYTHONPATH=str(AGENT_SRC))
     process = subprocess.Popen(
-        [sys.executable, "-m", "haloagent", "run", "--grid", grid.url, "--agent-key", KEY,
+        [python, "-m", "haloagent", "run", "--grid", grid.url, "--agent-key", KEY,
          "--state-dir", str(tmp_path / "state"), "--root", root, "--no-firewall"],
         stderr=subprocess.PIPE, env=env)
     try:
