@@ -52,6 +52,9 @@ echo "$HALOLAB_HOST" >"$root/etc/hostname"
 printf '127.0.0.1\tlocalhost\n%s\t%s\n' "$HALOLAB_IP" "$HALOLAB_HOST" >"$root/etc/hosts"
 tr -d - </proc/sys/kernel/random/uuid >"$root/etc/machine-id"
 
+# root's shell files come from the machine's root, which may run slow tool set-ups
+# (pyenv, cargo) on every ssh command; a fresh host has the distribution's defaults.
+cp /etc/skel/.bashrc /etc/skel/.profile "$root/root/"
 mkdir -p "$root/root/.ssh"
 chmod 0700 "$root/root/.ssh"
 cp "$HALOLAB_PUBKEY" "$root/root/.ssh/authorized_keys"
