@@ -182,6 +182,14 @@ def test_retired_server_registers_again(grid, tmp_path, root):
     assert len(grid.registrations) == 2 and grid.polls[-1][0] == "%032x" % 2
 
 
+def test_forgotten_credential_registers_again(grid, tmp_path, root):
+    assert agent(grid, tmp_path).run() == 0
+    grid.secrets.clear()  # e.g. the grid's database was reset: 401 on the next poll
+    assert agent(grid, tmp_path).run() == 1
+    assert agent(grid, tmp_path).run() == 0
+    assert len(grid.registrations) == 2
+
+
 def test_rejected_daemon_key_is_reported(grid, tmp_path, root, caplog):
     with caplog.at_level(logging.ERROR, logger="haloagent"):
         assert agent(grid, tmp_path, agent_key="f" * 32).run() == 1

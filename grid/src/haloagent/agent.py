@@ -15,6 +15,7 @@ from typing import Any, Dict, Iterator, Optional
 from . import hostinfo
 from .checks import ScanContext
 from .client import Credentials, GridClient, GridError
+from .rootfs import RootFS
 from .scan import scan_policies, summarize
 
 log = logging.getLogger("haloagent")
@@ -175,7 +176,7 @@ class Agent:
         if self.client.credentials is not None:
             log.info("using the saved registration of server %s", self.client.credentials.server_id)
             return
-        facts = hostinfo.registration(self.config.grid, ScanContext(self.config.root).fs,
+        facts = hostinfo.registration(self.config.grid, RootFS(self.config.root),
                                       self.config.tag, self.config.server_label)
         answer = self.client.register(self.config.agent_key, facts)
         credentials = Credentials(answer["server_id"], answer["agent_secret"])
