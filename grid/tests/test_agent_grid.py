@@ -5,15 +5,19 @@ The firewall test puts a recording stand-in for `nft` first in the agent's PATH,
 machine's ruleset is never touched (the real nft is exercised in test_agent_firewall.py).
 """
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from conftest import unique
 from fixtures.trees import make_compliant_tree, make_failing_tree
-from halogrid.testing import AgentProcess
+from halogrid.testing import AgentProcess, GridProcess, make_self_signed_cert
 
 DEBIAN_POLICY = "CIS Core (Debian/Ubuntu) v1"
+AGENT_SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 def bundled_policy_id(api, name):
@@ -124,3 +128,23 @@ def test_group_firewall_reaches_the_agent(grid, api, tmp_path):
     assert script.startswith("table inet halo\ndelete table inet halo\n")
     assert "tcp dport 22 drop" in script
     assert server["primary_ip_address"] in script  # the group's member IPs fill the set
+
+
+def test_tls_grid_is_verified_with_the_ca_file(tmp_path):
+    cert, key = make_self_signed_cert(tmp_path / "tls")
+    tree = make_compliant_tree(str(tmp_path / "tree"))
+    env = dict(os.environ, PYTHONPATH=str(AGENT_SRC))
+    with GridProcess(tmp_path / "grid", certfile=cert, keyfile=key, rate_limit=0) as tls_grid:
+        def run_once(*extra):
+            return subprocess.run(
+                [sys.executable, "-m", "haloagent", "run", "--once", "--no-firewall", "--grid", tls_grid.url,
+                 "--agent-key", tls_grid.agent_key, "--root", tree, "--state-dir", str(tmp_path / "a"),
+                 *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=60,
+                universal_newlines=True)
+
+        unverified = run_once()
+        assert unverified.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in unverified.stderr
+        assert not (tmp_path / "a" / "agent.json").exists()
+        verified = run_once("--ca-file", cert)
+        assert verified.returncode == 0, verified.stderr
+        assert "registered as server" in verified.stderr
