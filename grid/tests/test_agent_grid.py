@@ -4,10 +4,12 @@ The agents scan prepared trees (fixtures/trees.py) with the grid's bundled Debia
 The firewall test puts a recording stand-in for `nft` first in the agent's PATH, so the
 machine's ruleset is never touched (the real nft is exercised in test_agent_firewall.py).
 """
+import json
 import os
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from halogrid.testing import AgentProcess, GridProcess, make_self_signed_cert
 
 DEBIAN_POLICY = "CIS Core (Debian/Ubuntu) v1"
 AGENT_SRC = Path(__file__).resolve().parents[1] / "src"
+PYTHON38 = "/root/.pyenv/versions/3.8.18/bin/python3.8"  # the oldest Python the agent supports
 
 
 def bundled_policy_id(api, name):
@@ -148,3 +151,16 @@ def test_tls_grid_is_verified_with_the_ca_file(tmp_path):
         verified = run_once("--ca-file", cert)
         assert verified.returncode == 0, verified.stderr
         assert "registered as server" in verified.stderr
+
+
+def test_the_grids_zipapp_scans_with_the_oldest_python(grid, tmp_path):
+    python = PYTHON38 if os.path.exists(PYTHON38) else sys.executable
+    pyz = tmp_path / "haloagent.pyz"
+    with urllib.request.urlopen(grid.url + "/agent/v1/dist/haloagent.pyz", timeout=30) as answer:
+        pyz.write_bytes(answer.read())
+    policy = Path(__file__).resolve().parents[1] / "src" / "halogrid" / "policies" / "debian.json"
+    done = subprocess.run([python, str(pyz), "scan", "--root", make_failing_tree(str(tmp_path / "t")),
+                           "--policy", str(policy)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          timeout=60, universal_newlines=True, env={"PATH": os.environ["PATH"]})
+    assert done.returncode == 1, done.stderr  # the failing tree: findings, no crash
+    assert json.loads(done.stdout)["critical_findings_count"] == 4
