@@ -37,6 +37,7 @@ class FakeGrid:
         self.queue = []                  # commands for the next poll
         self.polls = []                  # (server_id, query) of every poll
         self.starts, self.results = [], {}
+        self.result_failures = 0         # answer that many result posts with 503 first
         self.firewall_version, self.firewall_policy = 1, None
         self.firewall_fetches, self.firewall_statuses = 0, []
         self.closing = threading.Event()
@@ -88,6 +89,9 @@ class FakeGrid:
                     self.body()
                     return self.reply(204)
                 if path.startswith("/agent/v1/commands/") and parts[-1] == "result":
+                    if grid.result_failures:
+                        grid.result_failures -= 1
+                        return self.reply(503, {"error": "try again"})
                     grid.results[parts[-2]] = self.body()
                     return self.reply(204)
                 if path == "/agent/v1/firewall/status":
@@ -222,6 +226,14 @@ def test_sca_command_scans_and_reports(grid, tmp_path):
     assert (telnet["status"], telnet["critical"], telnet["policy_id"]) == ("bad", True, "pol-1")
     assert findings["No account has an empty password"]["status"] == "good"
     assert grid.results["cmd-2"] == {"status": "failed", "result": "haloagent does not support command 'fim'"}
+
+
+def test_a_result_survives_a_grid_hiccup(grid, tmp_path, root, monkeypatch):
+    monkeypatch.setattr(Agent, "_sleep", lambda self, seconds: None)
+    grid.queue = [{"id": "cmd-1", "name": "sca", "policies": []}]
+    grid.result_failures = 2
+    assert agent(grid, tmp_path).run() == 0
+    assert grid.results["cmd-1"]["status"] == "completed" and grid.result_failures == 0
 
 
 def test_firewall_changes_are_applied_and_reported(grid, tmp_path, root, monkeypatch):

@@ -213,7 +213,7 @@ class Agent:
         log.info("command %s: %s", command_id, name)
         self.client.start_command(command_id)
         if name not in SCAN_COMMANDS:
-            self.client.command_result(command_id, {
+            self._send_result(command_id, {
                 "status": "failed", "result": "haloagent does not support command %r" % name})
             return
         started = _now()
@@ -222,13 +222,28 @@ class Agent:
                                      ScanContext(self.config.root, self.config.proc_dir))
         except Exception as exc:  # report instead of leaving the command started forever
             log.exception("scan failed")
-            self.client.command_result(command_id, {"status": "failed", "result": str(exc)})
+            self._send_result(command_id, {"status": "failed", "result": str(exc)})
             return
         summary = summarize(findings)
         log.info("scan done: %s, %d critical, %d non-critical bad, %d indeterminate",
                  summary["status"], summary["critical_findings_count"],
                  summary["non_critical_findings_count"], summary["indeterminate_findings_count"])
-        self.client.command_result(command_id, {"status": "completed", "scan": {
+        self._send_result(command_id, {"status": "completed", "scan": {
             "module": "sca", "agent_started_at": started, "agent_completed_at": _now(),
             "findings": findings}})
+
+    def _send_result(self, command_id: str, result: Dict[str, Any], attempts: int = 5) -> None:
+        """Post a command's result, retrying a few times through a network or grid hiccup:
+        a lost result would leave the command ``started`` for good."""
+        backoff = Backoff(cap=8.0)
+        for attempt in range(1, attempts + 1):
+            try:
+                self.client.command_result(command_id, result)
+                return
+            except GridError as exc:
+                retryable = exc.status is None or exc.status >= 500
+                if not retryable or attempt == attempts:
+                    raise
+                log.warning("%s", exc)
+                self._sleep(backoff.next_delay())
 
