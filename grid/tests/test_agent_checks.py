@@ -114,7 +114,9 @@ def test_file_string_presence(tmp_path):
     assert statuses(results) == ["bad", "good", "good"]  # a missing file contains nothing
     assert results[0]["match"].startswith("toor:")
     needed = dict(uid0, files="/etc/passwd, /etc/none", patterns="^root:x:0:0", present="true")
-    assert statuses(run(needed, tmp_path)) == ["good", "bad"]
+    results = run(needed, tmp_path)
+    assert statuses(results) == ["good", "bad"] and results[1]["actual"] == "absent (no such file)"
+    assert statuses(run(dict(needed, patterns="(unclosed"), tmp_path)) == ["indeterminate"] * 2
 
 
 def test_file_presence(tmp_path):

@@ -153,25 +153,26 @@ def check_file_string_presence(check: Dict[str, Any], ctx: ScanContext) -> List[
     raw_pattern = str(check.get("patterns", ""))
     present = as_bool(check.get("present"))
     expected = "present" if present else "absent"
+    paths = as_list(check.get("files"))
+    extra = {"pattern": raw_pattern}
+    try:
+        pattern = re.compile(raw_pattern, re.MULTILINE)
+    except re.error as exc:
+        return [undetermined(check, path, expected, "invalid pattern: %s" % exc, **extra)
+                for path in paths]
     results = []
-    for path in as_list(check.get("files")):
-        extra = {"pattern": raw_pattern}
-        try:
-            pattern = re.compile(raw_pattern, re.MULTILINE)
-        except re.error as exc:
-            results.append(undetermined(check, path, expected, "invalid pattern: %s" % exc, **extra))
-            continue
+    for path in paths:
         try:
             match = pattern.search(ctx.fs.read_text(path))
         except FileNotFoundError:
-            match = None
+            results.append(detail(check, path, expected, "absent (no such file)", not present, **extra))
+            continue
         except OSError as exc:
             results.append(undetermined(check, path, expected, os_error_reason(exc), **extra))
             continue
-        if match:
-            extra["match"] = match.group(0)[:200]
-        found = "present" if match else "absent"
-        results.append(detail(check, path, expected, found, bool(match) == present, **extra))
+        found = dict(extra, match=match.group(0)[:200]) if match else extra
+        results.append(detail(check, path, expected, "present" if match else "absent",
+                              bool(match) == present, **found))
     return results
 
 
