@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Lab hosts plus a real grid on the lab's controller address, for the molecule scenario.
+
+    labgrid.py up   WORKDIR HOST...   # lab in WORKDIR/lab, grid on 198.18.N.1:<free port>
+    labgrid.py down WORKDIR           # stops the grid (by PID) and the lab; safe to repeat
+
+`up` writes WORKDIR/scenario.json: the grid URL, its daemon key, an API key and the staging
+group (tag NewDirty) that new hosts must join.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(REPO / "lab"))
+
+from labctl import Lab, kill_recorded, process_start_time, wait_gone  # noqa: E402
+from halogrid.testing import HaloClient  # noqa: E402
+
+HALOGRID = Path(sys.executable).with_name("halogrid")
+STAGING_GROUP = {"name": "ProdWebDirty", "tag": "NewDirty"}
+
+
+def halogrid(workdir, *args):
+    out = subprocess.run([str(HALOGRID), *args, "--db", str(workdir / "grid.db")],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def free_port(address):
+    with socket.socket() as sock:
+        sock.bind((address, 0))
+        return sock.getsockname()[1]
+
+
+def start_grid(workdir, address):
+    port = free_port(address)
+    with open(workdir / "grid.log", "ab") as log:
+        proc = subprocess.Popen(
+            [str(HALOGRID), "serve", "--host", address, "--port", str(port),
+             "--db", str(workdir / "grid.db"), "--log-level", "warning"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)  # outlives this script; `down` stops it by PID
+    (workdir / "grid.json").write_text(json.dumps(
+        {"pid": proc.pid, "start": process_start_time(proc.pid)}))
+    url = f"http://{address}:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit(f"halogrid exited:\n{(workdir / 'grid.log').read_text()}")
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=2):
+                return url
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def up(workdir, hosts):
+    workdir.mkdir(parents=True, exist_ok=True)
+    lab = Lab(workdir / "lab")
+    seconds = lab.up(hosts)
+    print(f"lab up: {len(hosts)} hosts in {seconds:.2f} s")
+    url = start_grid(workdir, lab.controller_ip)
+    api_key = halogrid(workdir, "keys", "create", "--json", "--name", "molecule")
+    api = HaloClient(url, api_key["key_id"], api_key["secret_key"])
+    group = api.create_group(**STAGING_GROUP)
+    scenario = {
+        "grid_url": url,
+        "agent_key": halogrid(workdir, "agent-key", "show", "--json")["agent_key"],
+        "api_key_id": api_key["key_id"],
+        "api_secret": api_key["secret_key"],
+        "staging_group_id": group["id"],
+        "staging_tag": STAGING_GROUP["tag"],
+        "inventory": str(lab.inventory),
+    }
+    (workdir / "scenario.json").write_text(json.dumps(scenario, indent=2))
+    os.chmod(workdir / "scenario.json", 0o600)
+    print(f"grid at {url}")
+
+
+def down(workdir):
+    try:
+        grid = json.loads((workdir / "grid.json").read_text())
+    except FileNotFoundError:
+        grid = None
+    if grid:
+        if process_start_time(grid["pid"]) == grid["start"]:
+            os.kill(grid["pid"], signal.SIGTERM)
+            try:
+                wait_gone([grid["pid"]], timeout=10)
+            except Exception:  # noqa: BLE001 - escalate whatever kept it alive
+                kill_recorded(grid["pid"], grid["start"])
+                wait_gone([grid["pid"]])
+        (workdir / "grid.json").unlink()
+    seconds = Lab(workdir / "lab").down()
+    print(f"lab down in {seconds:.2f} s")
+
+
+def main():
+    if len(sys.argv) >= 3 and sys.argv[1] == "up":
+        up(Path(sys.argv[2]).resolve(), sys.argv[3:] or ["web1"])
+    elif len(sys.argv) == 3 and sys.argv[1] == "down":
+        down(Path(sys.argv[2]).resolve())
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
