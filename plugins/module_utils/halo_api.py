@@ -47,7 +47,8 @@ TOKEN_EXPIRY_MARGIN = 30
 AUTH_ARGUMENT_SPEC = dict(
     api_host=dict(type="str", default=DEFAULT_API_HOST, fallback=(env_fallback, ["HALO_API_HOST"])),
     api_port=dict(type="int", fallback=(env_fallback, ["HALO_API_PORT"])),
-    api_key=dict(type="str", required=True, fallback=(env_fallback, ["HALO_API_KEY"])),
+    # The key id is not secret (the secret is); no_log=False says so to the secret detector.
+    api_key=dict(type="str", required=True, no_log=False, fallback=(env_fallback, ["HALO_API_KEY"])),
     api_secret=dict(type="str", required=True, no_log=True, fallback=(env_fallback, ["HALO_API_SECRET_KEY"])),
     validate_certs=dict(type="bool", default=True, fallback=(env_fallback, ["HALO_VALIDATE_CERTS"])),
     ca_path=dict(type="path", fallback=(env_fallback, ["HALO_CA_PATH"])),

@@ -18,7 +18,7 @@ description:
     timestamps, defaults) and fields the JSON leaves out are not compared. When anything
     differs the whole policy is sent again (C(PUT)).
 author:
-  - cloudpassage.halo contributors
+  - cloudpassage.halo contributors (@cloudpassage)
 extends_documentation_fragment:
   - cloudpassage.halo.auth
 options:

@@ -21,7 +21,7 @@ description:
     added before the old ones are removed, so hosts are never left with an empty policy.
   - Assign the policy to a group with M(cloudpassage.halo.halo_group) O(cloudpassage.halo.halo_group#module:linux_firewall_policy).
 author:
-  - cloudpassage.halo contributors
+  - cloudpassage.halo contributors (@cloudpassage)
 extends_documentation_fragment:
   - cloudpassage.halo.auth
 options:

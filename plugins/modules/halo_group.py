@@ -16,7 +16,7 @@ description:
   - Only the options given are managed; a group's other settings are left as they are.
   - Policies and the parent can be named; they are looked up and stored by id.
 author:
-  - cloudpassage.halo contributors
+  - cloudpassage.halo contributors (@cloudpassage)
 extends_documentation_fragment:
   - cloudpassage.halo.auth
 options:

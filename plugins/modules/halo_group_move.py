@@ -17,7 +17,7 @@ description:
   - A server already in the destination group is left alone, so a second run changes nothing.
   - An unknown destination fails before anything moves, naming the groups that exist.
 author:
-  - cloudpassage.halo contributors
+  - cloudpassage.halo contributors (@cloudpassage)
 extends_documentation_fragment:
   - cloudpassage.halo.auth
   - cloudpassage.halo.server_selection

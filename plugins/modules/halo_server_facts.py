@@ -17,7 +17,7 @@ description:
   - Without any selector, every server in the chosen O(state) is returned.
   - Reads only; changes nothing.
 author:
-  - cloudpassage.halo contributors
+  - cloudpassage.halo contributors (@cloudpassage)
 extends_documentation_fragment:
   - cloudpassage.halo.auth
   - cloudpassage.halo.server_selection

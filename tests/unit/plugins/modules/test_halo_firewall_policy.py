@@ -33,8 +33,8 @@ def writes(fake):
             and r["path"] != "/oauth/access_token"]
 
 
-def script_lookups(fake, policies=POLICIES):
-    fake.on("GET", "/v1/firewall_policies", (200, policies))
+def script_lookups(fake, policies=None):
+    fake.on("GET", "/v1/firewall_policies", (200, POLICIES if policies is None else policies))
     fake.on("GET", "/v1/groups", (200, GROUPS))
     fake.on("GET", "/v1/firewall_zones", (200, ZONES))
     fake.on("GET", "/v1/firewall_services", (200, SERVICES))
