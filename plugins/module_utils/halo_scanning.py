@@ -16,6 +16,9 @@ from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import 
 SCAN_MODULES = {"sca": "sca", "csm": "sca", "svm": "svm", "sva": "svm", "fim": "fim", "sam": "sam", "sv": "sv"}
 CLEAN = "completed_clean"
 FINISHED_COMMAND_STATES = ("completed", "failed")
+# What a failed rule reports of each check that did not pass; always all keys, so templates
+# and conditions can rely on them.
+CHECK_FIELDS = ("type", "target", "config_key", "expected", "actual", "status", "reason")
 
 
 def scan_verdict(scan):
@@ -42,12 +45,7 @@ def failed_rules(scan):
         for detail in finding.get("details") or []:
             if detail.get("status") == "good":
                 continue
-            check = dict((key, detail.get(key)) for key in ("type", "target", "expected", "actual", "status"))
-            if detail.get("config_key"):
-                check["config_key"] = detail["config_key"]
-            if detail.get("reason"):
-                check["reason"] = detail["reason"]
-            checks.append(check)
+            checks.append(dict((key, detail.get(key)) for key in CHECK_FIELDS))
         rules.append({"name": finding.get("rule_name"), "critical": bool(finding.get("critical")),
                       "status": finding.get("status"), "checks": checks})
     # Critical first, then bad before indeterminate: the order a reader triages in.

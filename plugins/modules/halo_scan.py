@@ -20,7 +20,7 @@ description:
     could not be started is reported as such and never as passed.
   - Scanning changes no configuration, so the task reports C(changed=false).
 author:
-  - cloudpassage.halo contributors
+  - cloudpassage.halo contributors (@cloudpassage)
 extends_documentation_fragment:
   - cloudpassage.halo.auth
   - cloudpassage.halo.server_selection
@@ -133,6 +133,7 @@ results:
               expected: "no"
               actual: "yes"
               status: bad
+              reason: null
     passed:
       description: Whether the server may be admitted.
       type: bool

@@ -74,7 +74,8 @@ def test_clean_server_passes_and_dirty_server_reports_its_failed_rule():
     assert web2["failed_rules"] == [{
         "name": "SSH root login disabled", "critical": True, "status": "bad",
         "checks": [{"type": "configuration_file_setting", "target": "/etc/ssh/sshd_config",
-                    "config_key": "PermitRootLogin", "expected": "no", "actual": "yes", "status": "bad"}]}]
+                    "config_key": "PermitRootLogin", "expected": "no", "actual": "yes", "status": "bad",
+                    "reason": None}]}]
     assert client.started == [("s1", "sca"), ("s2", "sca")]
 
 
