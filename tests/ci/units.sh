@@ -3,6 +3,7 @@
 # `pytest tests/unit`, run the way collection CI runs them (ansible-test's collection loader
 # and pytest plugins). Needs mock, pytest-mock and pytest-xdist (requirements-dev.txt).
 #   tests/ci/units.sh [extra ansible-test units arguments]
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 scratch_dir
 tree=$(collection_tree "$SCRATCH")
