@@ -54,7 +54,10 @@ tr -d - </proc/sys/kernel/random/uuid >"$root/etc/machine-id"
 
 # root's shell files come from the machine's root, which may run slow tool set-ups
 # (pyenv, cargo) on every ssh command; a fresh host has the distribution's defaults.
-cp /etc/skel/.bashrc /etc/skel/.profile "$root/root/"
+for file in .bashrc .profile; do
+    rm -f "$root/root/$file"
+    if [ -e "/etc/skel/$file" ]; then cp "/etc/skel/$file" "$root/root/"; fi
+done
 mkdir -p "$root/root/.ssh"
 chmod 0700 "$root/root/.ssh"
 cp "$HALOLAB_PUBKEY" "$root/root/.ssh/authorized_keys"

@@ -332,8 +332,12 @@ class Lab:
         run("ip", "link", "add", hub, "type", "veth", "peer", "name", "controller",
             "netns", hub)
         run("ip", "-n", hub, "link", "set", "controller", "master", "br0", "up")
-        # Hosts may talk to the controller, never through it to anywhere else.
+        # Hosts may talk to the controller, never through it to anywhere else; the lab
+        # speaks IPv4 only.
         Path(f"/proc/sys/net/ipv4/conf/{hub}/forwarding").write_text("0\n")
+        ipv6 = Path(f"/proc/sys/net/ipv6/conf/{hub}/disable_ipv6")
+        if ipv6.exists():
+            ipv6.write_text("1\n")
         prefixlen = ipaddress.ip_network(state["subnet"]).prefixlen
         run("ip", "addr", "add", f"{state['controller_ip']}/{prefixlen}", "dev", hub)
         run("ip", "link", "set", hub, "up")

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -69,8 +70,10 @@ def test_host_filesystems_are_private_copies(lab):
     assert lab.exec("web1", ["cat", marker]).stdout == "web1\n"
     assert lab.exec("web2", ["test", "-e", marker]).returncode == 1
     assert not Path(marker).exists()
-    # The machine's files are visible underneath.
+    # The machine's files are visible underneath, but not its scratch space.
     assert lab.exec("web2", ["test", "-x", "/usr/bin/python3"]).returncode == 0
+    with tempfile.NamedTemporaryFile(dir="/tmp") as machine_tmp:
+        assert lab.exec("web2", ["test", "-e", machine_tmp.name]).returncode == 1
 
 
 def test_hosts_have_their_own_pid_namespace_and_identity(lab):
@@ -90,6 +93,7 @@ def test_hosts_reach_each_other_and_the_controller_but_nothing_else(lab):
     # ... nor through the controller (no forwarding on its veth) ...
     veth = labctl.slot_prefix(lab.state()["slot"])
     assert Path(f"/proc/sys/net/ipv4/conf/{veth}/forwarding").read_text().strip() == "0"
+    assert Path(f"/proc/sys/net/ipv6/conf/{veth}/disable_ipv6").read_text().strip() == "1"
     # ... and the machine routes the rest of 198.18.0.0/15 nowhere.
     assert "unreachable 198.18.0.0/15" in ip("route", "show", "198.18.0.0/15").stdout
     assert ip("route", "get", web1).returncode == 0
