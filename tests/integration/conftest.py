@@ -41,50 +41,21 @@ class PlaybookRun:
         return "PlaybookRun(rc=%s)\n%s" % (self.rc, self.output)
 
 
-class Admission:
-    """A grid with ProdWebDirty (tag NewDirty) and ProdWebClean carrying the default Debian
-    policy, and one agent per prepared tree."""
+class Grid:
+    """A real grid on loopback with a read+write API key, and playbook runs against it."""
 
     def __init__(self, tmp_path):
         self.tmp_path = tmp_path
         self.grid = GridProcess(tmp_path / "grid")
-        self.agents = {}
 
     def __enter__(self):
         self.grid.__enter__()
         self.key_id, self.secret = self.grid.create_api_key()
         self.client = HaloClient(api_host=self.grid.url, api_key=self.key_id, api_secret=self.secret)
-        policies = self.client.paginate("/v2/policies", "policies", {"module": "csm"})
-        debian = next(p for p in policies if "Debian" in p["name"])
-        self.groups = {}
-        for name, tag in (("ProdWebDirty", "NewDirty"), ("ProdWebClean", None)):
-            body = {"group": {"name": name, "tag": tag, "policy_ids": [debian["id"]]}}
-            self.groups[name] = self.client.post("/v1/groups", body)["group"]["id"]
         return self
 
     def __exit__(self, *exc):
-        for agent in self.agents.values():
-            agent.stop()
         self.grid.__exit__(*exc)
-
-    def add_agent(self, label, compliant):
-        root = self.tmp_path / ("tree-" + label)
-        (trees.make_compliant_tree if compliant else trees.make_failing_tree)(str(root))
-        agent = AgentProcess(self.grid.url, self.grid.agent_key, root=root, state_dir=self.tmp_path / ("state-" + label),
-                             tag="NewDirty", server_label=label)
-        agent.start()
-        self.agents[label] = agent
-        self.wait_for_servers(len(self.agents))
-        return agent
-
-    def wait_for_servers(self, count, timeout=20):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            servers = self.client.list_servers(state=["active"])
-            if len(servers) >= count:
-                return servers
-            time.sleep(0.2)
-        raise AssertionError("only %d of %d agents registered" % (len(servers), count))
 
     def membership(self):
         """Server label -> group name, from the API."""
@@ -104,6 +75,56 @@ class Admission:
             [ANSIBLE_PLAYBOOK, str(PLAYBOOKS / name), *args], env=env or self.env(),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
         return PlaybookRun(completed)
+
+
+class Admission(Grid):
+    """The grid with ProdWebDirty (tag NewDirty) and ProdWebClean carrying the default
+    Debian policy, and one agent per prepared tree."""
+
+    def __init__(self, tmp_path):
+        super().__init__(tmp_path)
+        self.agents = {}
+
+    def __enter__(self):
+        super().__enter__()
+        policies = self.client.paginate("/v2/policies", "policies", {"module": "csm"})
+        debian = next(p for p in policies if "Debian" in p["name"])
+        self.groups = {}
+        for name, tag in (("ProdWebDirty", "NewDirty"), ("ProdWebClean", None)):
+            body = {"group": {"name": name, "tag": tag, "policy_ids": [debian["id"]]}}
+            self.groups[name] = self.client.post("/v1/groups", body)["group"]["id"]
+        return self
+
+    def __exit__(self, *exc):
+        for agent in self.agents.values():
+            agent.stop()
+        super().__exit__(*exc)
+
+    def add_agent(self, label, compliant):
+        root = self.tmp_path / ("tree-" + label)
+        (trees.make_compliant_tree if compliant else trees.make_failing_tree)(str(root))
+        (root / "etc" / "hostname").write_text(label + "\n")
+        agent = AgentProcess(self.grid.url, self.grid.agent_key, root=root, state_dir=self.tmp_path / ("state-" + label),
+                             tag="NewDirty", server_label=label)
+        agent.start()
+        self.agents[label] = agent
+        self.wait_for_servers(len(self.agents))
+        return agent
+
+    def wait_for_servers(self, count, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            servers = self.client.list_servers(state=["active"])
+            if len(servers) >= count:
+                return servers
+            time.sleep(0.2)
+        raise AssertionError("only %d of %d agents registered" % (len(servers), count))
+
+
+@pytest.fixture
+def grid(tmp_path):
+    with Grid(tmp_path) as env:
+        yield env
 
 
 @pytest.fixture

@@ -31,6 +31,19 @@ def os_release(fs: RootFS) -> Dict[str, str]:
     return {}
 
 
+def host_name(fs: RootFS) -> str:
+    """The scanned system's host name: a tree scanned with ``--root`` is its own system (an
+    image, a prepared tree), so its ``/etc/hostname`` names it, not the scanning machine."""
+    if fs.root != "/":
+        try:
+            name = fs.read_text("/etc/hostname").strip()
+        except OSError:
+            name = ""
+        if name:
+            return name
+    return socket.gethostname()
+
+
 def _ipv4_of(name: str) -> Optional[str]:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         try:
@@ -71,7 +84,7 @@ def registration(grid_url: str, fs: RootFS, tag: Optional[str],
     """The body of ``POST /agent/v1/register``."""
     release = os_release(fs)
     uname = os.uname()
-    hostname = socket.gethostname()
+    hostname = host_name(fs)
     found = interfaces()
     body: Dict[str, object] = {
         "hostname": hostname.split(".")[0],
