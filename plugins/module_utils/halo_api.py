@@ -24,6 +24,7 @@ except ImportError:  # pragma: no cover - Python 2 is not supported, sanity stil
 try:
     import requests
     from requests.adapters import HTTPAdapter
+    from urllib3 import exceptions as urllib3_exceptions
     from urllib3.util.retry import Retry
 
     HAS_REQUESTS = True
@@ -75,6 +76,12 @@ class HaloAPIError(HaloError):
 
 class HaloAuthError(HaloAPIError):
     """The key and secret were refused, or a fresh token was refused again."""
+
+
+class HaloOutcomeUnknownError(HaloError):
+    """A POST may or may not have taken effect: the API answered with a server error, or the
+    connection failed after the request was sent. Such a call is never repeated blindly (it
+    may have started a scan); the caller looks the outcome up instead."""
 
 
 def build_base_url(api_host, api_port=None):
@@ -197,11 +204,18 @@ class HaloClient(object):
                             "test grid only, validate_certs=false" % (self.base_url, method, path, _first_line(exc)))
         except requests.exceptions.RetryError as exc:
             raise HaloError("Halo API %s %s kept failing after retries: %s" % (method, path, _first_line(exc)))
+        except requests.exceptions.ConnectTimeout:
+            raise HaloError("cannot reach the Halo API at %s (%s %s): connecting timed out after %ss"
+                            % (self.base_url, method, path, self.timeout))
         except requests.exceptions.Timeout:
-            raise HaloError("Halo API %s %s timed out after %ss" % (method, path, self.timeout))
+            error = HaloOutcomeUnknownError if method == "POST" else HaloError
+            raise error("Halo API %s %s timed out after %ss" % (method, path, self.timeout))
         except requests.exceptions.ConnectionError as exc:
-            raise HaloError("cannot reach the Halo API at %s (%s %s): %s"
-                            % (self.base_url, method, path, _first_line(exc)))
+            # Connections refused before sending were already retried by urllib3; what is left
+            # may have failed after the request reached the API.
+            error = HaloOutcomeUnknownError if method == "POST" and _was_sent(exc) else HaloError
+            raise error("cannot reach the Halo API at %s (%s %s): %s"
+                        % (self.base_url, method, path, _first_line(exc)))
 
     def authenticate(self):
         """Get a new token (client credentials) and remember when it expires."""
@@ -248,7 +262,10 @@ class HaloClient(object):
         if response.status_code == 401:
             raise HaloAuthError(method, path, 401, "%s (the API refused a fresh token)" % api_error_text(response))
         if response.status_code >= 400 and response.status_code not in (ok_statuses or ()):
-            raise HaloAPIError(method, path, response.status_code, api_error_text(response))
+            error = HaloAPIError(method, path, response.status_code, api_error_text(response))
+            if method == "POST" and response.status_code >= 500:
+                raise HaloOutcomeUnknownError(str(error))
+            raise error
         if not response.content:
             return None
         try:
@@ -439,6 +456,13 @@ def _parse_query(query):
     except ImportError:  # pragma: no cover
         from urlparse import parse_qsl  # type: ignore
     return dict(parse_qsl(query, keep_blank_values=True))
+
+
+def _was_sent(exc):
+    """Whether a requests ConnectionError may have happened after the request was sent
+    (a reset while reading the answer), rather than while connecting."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return not isinstance(reason, (urllib3_exceptions.NewConnectionError, urllib3_exceptions.ConnectTimeoutError))
 
 
 def _first_line(exc):

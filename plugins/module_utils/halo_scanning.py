@@ -10,7 +10,7 @@ __metaclass__ = type
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import HaloError
+from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import HaloError, HaloOutcomeUnknownError
 
 # Halo module names and the path their latest results live under.
 SCAN_MODULES = {"sca": "sca", "csm": "sca", "svm": "svm", "sva": "svm", "fim": "fim", "sam": "sam", "sv": "sv"}
@@ -142,7 +142,10 @@ class Scanner(object):
         # previous one, so an old clean result can never admit a server.
         previous = self.client.latest_scan(server_id, self.results_path)
         previous_id = previous.get("id") if previous else None
-        command = self.client.start_scan(server_id, self.module)
+        try:
+            command = self.client.start_scan(server_id, self.module)
+        except HaloOutcomeUnknownError as exc:
+            return self._await_unconfirmed_scan(server_id, previous_id, deadline, result, exc)
         result["command_id"] = command.get("id")
         # Look at least once after starting: with more servers than workers, a server's turn
         # can come after the deadline, and a scan that already finished must still count.
@@ -158,13 +161,31 @@ class Scanner(object):
             result.update(status="failed", msg="the scan failed on the server: %s" % (command.get("result") or "no reason given"))
             return result
         # The result can lag the command for a moment (eventual consistency).
+        scan = self._wait_for_new_scan(server_id, previous_id, deadline)
+        if scan is None:
+            result.update(status="timed_out", timed_out=True,
+                          msg="command %s completed but no new scan result appeared within %ss"
+                          % (command["id"], self.timeout))
+            return result
+        return _with_scan(result, scan)
+
+    def _await_unconfirmed_scan(self, server_id, previous_id, deadline, result, error):
+        """Starting the scan failed in a way that does not say whether it started. Starting it
+        again could run two scans, so wait for a new result instead."""
+        scan = self._wait_for_new_scan(server_id, previous_id, deadline)
+        if scan is None:
+            result.update(status="error", msg="%s; the scan was not started again (the first request may have "
+                                              "started one) and no new result appeared within %ss"
+                                              % (error, self.timeout))
+            return result
+        return _with_scan(result, scan)
+
+    def _wait_for_new_scan(self, server_id, previous_id, deadline):
+        """The server's newest scan once it differs from ``previous_id``; None at the deadline."""
         while True:
             scan = self.client.latest_scan(server_id, self.results_path)
             if scan is not None and scan.get("id") != previous_id:
-                return _with_scan(result, scan)
+                return scan
             if self._clock() >= deadline:
-                result.update(status="timed_out", timed_out=True,
-                              msg="command %s completed but no new scan result appeared within %ss"
-                              % (command["id"], self.timeout))
-                return result
+                return None
             self._sleep(self.poll_interval)

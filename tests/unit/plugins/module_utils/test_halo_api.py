@@ -8,6 +8,7 @@ from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import 
     HaloAuthError,
     HaloClient,
     HaloError,
+    HaloOutcomeUnknownError,
     build_base_url,
 )
 
@@ -134,7 +135,7 @@ def test_retries_are_bounded(fake_halo):
 
 def test_starting_a_scan_is_not_repeated_after_a_server_error(fake_halo):
     fake_halo.on("POST", "/v1/servers/s1/scans", (503, {"error": "busy"}), (202, {"command": {"id": "c"}}))
-    with pytest.raises(HaloAPIError, match="503"):
+    with pytest.raises(HaloOutcomeUnknownError, match="HTTP 503: busy"):
         client_for(fake_halo).start_scan("s1", "sca")
     assert len(fake_halo.calls("POST", "/v1/servers/s1/scans")) == 1
 

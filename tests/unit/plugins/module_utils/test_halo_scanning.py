@@ -1,6 +1,6 @@
 import pytest
 
-from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import HaloAPIError
+from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import HaloAPIError, HaloOutcomeUnknownError
 from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_scanning import Scanner, failed_rules, scan_verdict
 
 BAD_ROOT_LOGIN = {
@@ -138,3 +138,33 @@ def test_failed_rules_put_critical_and_bad_first():
         {"rule_name": "ok", "critical": True, "status": "good", "details": []},
     ]
     assert [rule["name"] for rule in failed_rules({"findings": findings})] == ["z-critical", "a-bad", "b-indeterminate"]
+
+
+class UnconfirmedStart(ScriptedClient):
+    """The API answers 5xx to the scan request although it queued the scan."""
+
+    def start_scan(self, server_id, module):
+        super().start_scan(server_id, module)
+        self.scans[server_id] = self.scans_after[server_id]
+        raise HaloOutcomeUnknownError("Halo API POST /v1/servers/%s/scans failed with HTTP 502: bad gateway" % server_id)
+
+
+def test_a_scan_whose_start_is_unconfirmed_is_judged_by_its_result_not_started_twice():
+    client = UnconfirmedStart(commands={}, scans_before={"s1": scan("old", "completed_with_errors")},
+                              scans_after={"s1": scan("new", "completed_clean")})
+    (result,) = run(client, servers=SERVERS[:1])
+    assert (result["scan_id"], result["passed"]) == ("new", True)
+    assert client.started == [("s1", "sca")]
+
+
+def test_an_unconfirmed_start_without_a_result_is_an_error_not_a_pass():
+    class NothingQueued(UnconfirmedStart):
+        def start_scan(self, server_id, module):
+            self.started.append((server_id, module))
+            raise HaloOutcomeUnknownError("Halo API POST /v1/servers/s1/scans failed with HTTP 500: boom")
+
+    client = NothingQueued(commands={}, scans_before={"s1": scan("old", "completed_clean")}, scans_after={})
+    (result,) = run(client, servers=SERVERS[:1], timeout=5)
+    assert (result["status"], result["passed"], result["scan_id"]) == ("error", False, None)
+    assert "HTTP 500: boom" in result["msg"] and "not started again" in result["msg"]
+    assert client.started == [("s1", "sca")]
