@@ -1,0 +1,380 @@
+"""The grid <-> agent protocol (PROTOCOL.md): register, long-poll, commands, firewall, dist."""
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import hmac
+import math
+import secrets
+from typing import Any, Dict, List, Optional
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .. import fw
+from ..auth import agent_server, hash_secret
+from ..common import json_body, parse_time, record_event, tx
+from ..db import default_group, get_setting
+from ..errors import BadRequest, Conflict, HaloError, Unauthorized
+from ..models import Command, Finding, Group, Policy, Scan, Server, utcnow
+
+router = APIRouter()
+
+REDELIVER_AFTER = _dt.timedelta(seconds=120)
+STR_FIELDS = ("hostname", "reported_fqdn", "server_label", "tag", "platform",
+              "platform_version", "os_version", "kernel_name", "daemon_version",
+              "primary_ip_address")
+
+
+def _str(obj: Dict[str, Any], field: str) -> Optional[str]:
+    val = obj.get(field)
+    if val is None:
+        return None
+    if not isinstance(val, str):
+        raise BadRequest("%s must be a string" % field)
+    return val
+
+
+def _interfaces(obj: Dict[str, Any]) -> List[Dict[str, str]]:
+    raw = obj.get("interfaces") or []
+    if not isinstance(raw, list):
+        raise BadRequest("interfaces must be a list of {name, ip}")
+    out = []
+    for item in raw:
+        if not isinstance(item, dict):
+            raise BadRequest("interfaces must be a list of {name, ip}")
+        out.append({"name": str(item.get("name") or ""), "ip": str(item.get("ip") or "")})
+    return out
+
+
+@router.post("/agent/v1/register", status_code=201)
+def register(request: Request, body: Any = Depends(json_body)):
+    grid = request.app.state.grid
+    key = request.headers.get("x-daemon-key", "")
+    with tx(request) as db:
+        expected = get_setting(db, "agent_key") or ""
+        if not key or not hmac.compare_digest(key, expected):
+            raise Unauthorized("invalid daemon key")
+        if not isinstance(body, dict):
+            raise BadRequest("body must be a JSON object describing the server")
+        fields = {f: _str(body, f) for f in STR_FIELDS}
+        if not fields["hostname"]:
+            raise BadRequest("hostname is required")
+        tag = fields["tag"]
+        group = db.scalar(select(Group).where(Group.tag == tag)) if tag else None
+        if group is None:
+            group = default_group(db)
+        secret = secrets.token_hex(24)
+        now = utcnow()
+        srv = Server(secret_hash=hash_secret(secret), group_id=group.id, state="active",
+                     interfaces=_interfaces(body), last_state_change=now, last_seen_at=now,
+                     created_at=now,
+                     connecting_ip_address=request.client.host if request.client else None,
+                     **fields)
+        if not srv.server_label:
+            srv.server_label = None
+        db.add(srv)
+        db.flush()
+        record_event(db, "server_registered", "Daemon registered",
+                     "Server %s registered in group %s%s"
+                     % (srv.hostname, group.name, " (tag %s)" % tag if tag else ""),
+                     server=srv, group=group, actor="agent")
+        out = {"server_id": srv.id, "agent_secret": secret, "group_id": group.id}
+    grid.notifier.notify_all()
+    return out
+
+
+def _mark_seen(db: Session, srv: Server) -> bool:
+    """Record contact; a missing server turns active again. True if it was reactivated."""
+    now = utcnow()
+    srv.last_seen_at = now
+    if srv.state == "missing":
+        srv.state = "active"
+        srv.last_state_change = now
+        record_event(db, "server_reactivated", "Server reactivated",
+                     "Server %s is in contact again" % srv.hostname, server=srv, actor="agent")
+        return True
+    return False
+
+
+def _policies_for(db: Session, srv: Server) -> List[Dict[str, Any]]:
+    g = db.get(Group, srv.group_id)
+    out = []
+    for pid in (g.policy_ids if g else None) or []:
+        p = db.get(Policy, pid)
+        if p is not None:
+            pol = dict(p.body or {})
+            pol.update({"id": p.id, "name": p.name})
+            pol.setdefault("rules", [])
+            out.append(pol)
+    return out
+
+
+def _poll_once(request: Request, fw_version: Optional[int], force: bool,
+               hand_out: bool = True) -> Optional[Dict[str, Any]]:
+    with tx(request) as db:
+        srv = agent_server(db, request)
+        reactivated = _mark_seen(db, srv)
+        commands = []
+        if hand_out:
+            now = utcnow()
+            rows = db.scalars(select(Command).where(
+                Command.server_id == srv.id,
+                Command.status.in_(("queued", "pending"))).order_by(Command.created_at)).all()
+            for c in rows:
+                if c.status == "pending" and c.updated_at > now - REDELIVER_AFTER:
+                    continue
+                c.status = "pending"
+                c.updated_at = now
+                if c.scan_id:
+                    sc = db.get(Scan, c.scan_id)
+                    if sc is not None and sc.status in ("queued", "pending"):
+                        sc.status = "pending"
+                commands.append({"id": c.id, "name": c.name,
+                                 "policies": _policies_for(db, srv)})
+        version, _policy = fw.current(db, srv)
+        answer = None
+        if commands or force or (fw_version is not None and fw_version != version):
+            answer = {"commands": commands, "firewall_version": version}
+    if reactivated:
+        request.app.state.grid.notifier.notify_all()
+    return answer
+
+
+def _auth_only(request: Request) -> str:
+    with tx(request) as db:
+        srv = agent_server(db, request)
+        reactivated = _mark_seen(db, srv)
+        sid = srv.id
+    if reactivated:
+        request.app.state.grid.notifier.notify_all()
+    return sid
+
+
+@router.get("/agent/v1/poll")
+async def poll(request: Request):
+    grid = request.app.state.grid
+    q = request.query_params
+    try:
+        wait = float(q.get("wait", "0") or 0)
+    except ValueError:
+        raise BadRequest("wait must be a number of seconds")
+    if not math.isfinite(wait):
+        raise BadRequest("wait must be a number of seconds")
+    wait = max(0.0, min(wait, grid.config.max_poll_wait))
+    fwv_raw = q.get("firewall_version")
+    fw_version: Optional[int] = None
+    if fwv_raw not in (None, ""):
+        try:
+            fw_version = int(fwv_raw)
+        except ValueError:
+            raise BadRequest("firewall_version must be an integer")
+    server_id = await run_in_threadpool(_auth_only, request)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    ev = grid.notifier.register(server_id)
+    try:
+        while True:
+            ev.clear()
+            if await request.is_disconnected():
+                return Response(status_code=204)
+            answer = await run_in_threadpool(_poll_once, request, fw_version, False)
+            if answer is not None:
+                return answer
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                await asyncio.wait_for(ev.wait(), min(remaining, 5.0))
+            except asyncio.TimeoutError:
+                pass
+        return await run_in_threadpool(_poll_once, request, fw_version, True)
+    finally:
+        grid.notifier.unregister(server_id, ev)
+
+
+def _own_command(db: Session, srv: Server, command_id: str) -> Command:
+    c = db.get(Command, command_id)
+    if c is None or c.server_id != srv.id:
+        raise HaloError({"error": "no command %s for this server" % command_id}, 404)
+    return c
+
+
+@router.post("/agent/v1/commands/{command_id}/start", status_code=204)
+def start_command(command_id: str, request: Request):
+    with tx(request) as db:
+        srv = agent_server(db, request)
+        _mark_seen(db, srv)
+        c = _own_command(db, srv, command_id)
+        if c.status in ("completed", "failed"):
+            raise Conflict("command %s is already %s" % (c.id, c.status))
+        if c.status != "started":
+            c.status = "started"
+            c.updated_at = utcnow()
+            sc = db.get(Scan, c.scan_id) if c.scan_id else None
+            if sc is not None:
+                sc.status = "running"
+                sc.agent_started_at = sc.agent_started_at or utcnow()
+            record_event(db, "scan_started", "Scan started",
+                         "%s scan started on server %s" % (c.name, srv.hostname), server=srv,
+                         actor="agent", object_id=c.scan_id)
+    return Response(status_code=204)
+
+
+FINDING_STATUSES = ("good", "bad", "indeterminate")
+
+
+def _findings(raw: Any) -> List[Dict[str, Any]]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise BadRequest("scan.findings must be a list")
+    out = []
+    for i, f in enumerate(raw):
+        if not isinstance(f, dict):
+            raise BadRequest("scan.findings[%d] must be an object" % i)
+        status = f.get("status")
+        if status not in FINDING_STATUSES:
+            raise BadRequest("scan.findings[%d].status must be one of %s"
+                             % (i, ", ".join(FINDING_STATUSES)))
+        details = f.get("details") or []
+        if not isinstance(details, list):
+            raise BadRequest("scan.findings[%d].details must be a list" % i)
+        crit = f.get("critical", False)
+        if not isinstance(crit, bool):
+            raise BadRequest("scan.findings[%d].critical must be true or false" % i)
+        rule_name = f.get("rule_name")
+        policy_id = f.get("policy_id")
+        out.append({"rule_name": None if rule_name is None else str(rule_name),
+                    "policy_id": None if policy_id is None else str(policy_id),
+                    "critical": crit, "status": status, "details": details})
+    return out
+
+
+def _agent_time(scan: Dict[str, Any], field: str) -> Optional[_dt.datetime]:
+    val = scan.get(field)
+    if val is None:
+        return None
+    if not isinstance(val, str):
+        raise BadRequest("scan.%s must be an ISO 8601 string" % field)
+    try:
+        return parse_time(val, field)
+    except HaloError:
+        raise BadRequest("scan.%s must be an ISO 8601 string" % field)
+
+
+@router.post("/agent/v1/commands/{command_id}/result", status_code=204)
+def command_result(command_id: str, request: Request, body: Any = Depends(json_body)):
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a JSON object with status and scan")
+    status = body.get("status")
+    if status not in ("completed", "failed"):
+        raise BadRequest("status must be completed or failed")
+    scan_obj = body.get("scan")
+    if scan_obj is not None and not isinstance(scan_obj, dict):
+        raise BadRequest("scan must be an object")
+    scan_obj = scan_obj or {}
+    findings = _findings(scan_obj.get("findings"))
+    started = _agent_time(scan_obj, "agent_started_at")
+    completed = _agent_time(scan_obj, "agent_completed_at")
+    reason = body.get("result")
+    if reason is not None and not isinstance(reason, str):
+        reason = str(reason)
+    with tx(request) as db:
+        srv = agent_server(db, request)
+        _mark_seen(db, srv)
+        c = _own_command(db, srv, command_id)
+        if c.status in ("completed", "failed"):
+            raise Conflict("command %s is already %s" % (c.id, c.status))
+        now = utcnow()
+        c.status = status
+        c.result = reason if status == "failed" else None
+        c.updated_at = now
+        sc = db.get(Scan, c.scan_id) if c.scan_id else None
+        if sc is None:
+            sc = Scan(server_id=srv.id, server_hostname=srv.hostname, group_id=srv.group_id,
+                      command_id=c.id, module=c.name, created_at=c.created_at)
+            db.add(sc)
+            db.flush()
+            c.scan_id = sc.id
+        for pos, f in enumerate(findings):
+            db.add(Finding(scan_id=sc.id, position=pos, **f))
+        crit = sum(1 for f in findings if f["status"] == "bad" and f["critical"])
+        noncrit = sum(1 for f in findings if f["status"] == "bad" and not f["critical"])
+        ok = sum(1 for f in findings if f["status"] == "good")
+        if status == "failed":
+            sc.status = "failed"
+        elif any(f["status"] in ("bad", "indeterminate") for f in findings):
+            sc.status = "completed_with_errors"
+        else:
+            sc.status = "completed_clean"
+        sc.critical_findings_count, sc.non_critical_findings_count = crit, noncrit
+        sc.ok_findings_count = ok
+        sc.agent_started_at = started or sc.agent_started_at
+        sc.agent_completed_at = completed or now
+        sc.analysis_started_at, sc.analysis_completed_at, sc.completed_at = now, now, now
+        sc.result = c.result
+        sc.server_hostname = srv.hostname
+        if status == "failed":
+            record_event(db, "scan_failed", "Scan failed", "%s scan failed on server %s: %s"
+                         % (c.name, srv.hostname, reason or "no reason given"), server=srv,
+                         actor="agent", object_id=sc.id, critical=True)
+        else:
+            record_event(db, "scan_completed", "Scan completed",
+                         "%s scan completed on server %s: %s (%d critical, %d non-critical "
+                         "bad, %d ok)" % (c.name, srv.hostname, sc.status, crit, noncrit, ok),
+                         server=srv, actor="agent", object_id=sc.id,
+                         critical=bool(crit))
+    return Response(status_code=204)
+
+
+@router.get("/agent/v1/firewall")
+def firewall(request: Request):
+    with tx(request) as db:
+        srv = agent_server(db, request)
+        _mark_seen(db, srv)
+        version, policy = fw.current(db, srv)
+        return {"version": version, "policy": policy}
+
+
+@router.post("/agent/v1/firewall/status", status_code=204)
+def firewall_status(request: Request, body: Any = Depends(json_body)):
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a JSON object with version and status")
+    version, status = body.get("version"), body.get("status")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise BadRequest("version must be an integer")
+    if status not in ("applied", "failed"):
+        raise BadRequest("status must be applied or failed")
+    message = body.get("message")
+    with tx(request) as db:
+        srv = agent_server(db, request)
+        _mark_seen(db, srv)
+        changed = (srv.fw_status, srv.fw_status_version) != (status, version)
+        srv.fw_status, srv.fw_status_version = status, version
+        srv.fw_status_message = None if message is None else str(message)
+        if changed:
+            record_event(db, "firewall_%s" % status, "Firewall policy %s" % status,
+                         "Firewall version %d %s on server %s%s"
+                         % (version, status, srv.hostname,
+                            ": %s" % message if message and status == "failed" else ""),
+                         server=srv, actor="agent", critical=(status == "failed"))
+    return Response(status_code=204)
+
+
+@router.get("/agent/v1/dist/haloagent.pyz")
+def dist(request: Request):
+    from ..dist import agent_pyz
+    data = agent_pyz()
+    if data is None:
+        raise HaloError({"error": "the haloagent package is not installed on this grid"}, 503)
+    return Response(content=data, media_type="application/zip",
+                    headers={"Content-Disposition": "attachment; filename=haloagent.pyz"})
+
+
+@router.get("/agent/v1/ping")
+def ping():
+    return {"status": "ok"}
+

@@ -1,0 +1,99 @@
+"""The FastAPI application of one grid."""
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import logging
+from contextlib import asynccontextmanager
+from typing import Optional, Set
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from . import __version__
+from .api import agent, events, firewall, groups, oauth, policies, scans, servers
+from .common import record_event
+from .config import Config
+from .db import init_db, make_engine, session_factory
+from .errors import install_handlers
+from .models import Server, utcnow
+from .notify import Notifier
+from .ratelimit import RateLimiter
+
+log = logging.getLogger("halogrid")
+
+
+class Grid:
+    """Everything a request handler needs: settings, DB sessions, wake-ups, rate limit."""
+
+    def __init__(self, config: Config, engine: Optional[Engine] = None) -> None:
+        self.config = config
+        self.engine = engine or make_engine(config.db)
+        init_db(self.engine)
+        self.Session = session_factory(self.engine)
+        self.notifier = Notifier()
+        self.limiter = RateLimiter(config.rate_limit)
+        self.started_at = utcnow()
+
+    def sweep_missing(self, polling: Set[str]) -> int:
+        """Mark servers not seen for `missing_after` seconds as missing; return how many."""
+        cutoff = utcnow() - _dt.timedelta(seconds=self.config.missing_after)
+        if self.started_at > cutoff:
+            # grace after a (re)start: agents get `missing_after` seconds to come back
+            return 0
+        n = 0
+        with self.Session() as db, db.begin():
+            rows = db.scalars(select(Server).where(Server.state == "active",
+                                                   Server.last_seen_at < cutoff)).all()
+            for srv in rows:
+                if srv.id in polling:
+                    continue
+                srv.state = "missing"
+                srv.last_state_change = utcnow()
+                record_event(db, "server_missing", "Server missing",
+                             "Server %s has not been in contact for %g s"
+                             % (srv.hostname, self.config.missing_after), server=srv,
+                             actor="grid", critical=True)
+                n += 1
+        return n
+
+
+async def _sweeper(grid: Grid) -> None:
+    while True:
+        await asyncio.sleep(grid.config.sweep_every())
+        try:
+            await run_in_threadpool(grid.sweep_missing, grid.notifier.polling())
+        except Exception:  # keep sweeping whatever one round did
+            log.exception("missing-server sweep failed")
+
+
+def create_app(config: Config, engine: Optional[Engine] = None) -> FastAPI:
+    grid = Grid(config, engine)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        grid.notifier.loop = asyncio.get_running_loop()
+        task = asyncio.create_task(_sweeper(grid))
+        try:
+            yield
+        finally:
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    app = FastAPI(title="halogrid", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.grid = grid
+    install_handlers(app)
+    for mod in (oauth, groups, servers, scans, policies, firewall, events, agent):
+        app.include_router(mod.router)
+
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok", "version": __version__}
+
+    return app

@@ -1,0 +1,19 @@
+"""Run-time settings of one grid."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Config:
+    db: str
+    token_ttl: int = 900
+    rate_limit: int = 600          # API calls per minute per API key; 0 disables
+    missing_after: float = 90.0    # seconds without contact before a server is `missing`
+    sweep_interval: float = 0.0    # 0 = derived from missing_after
+    max_poll_wait: float = 30.0
+
+    def sweep_every(self) -> float:
+        if self.sweep_interval > 0:
+            return self.sweep_interval
+        return max(0.2, min(5.0, self.missing_after / 4.0))

@@ -1,0 +1,85 @@
+"""What a server's firewall should be: its group's Linux policy with sources resolved."""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Dict, List, Optional, Tuple
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .models import FirewallPolicy, FirewallRule, FirewallService, FirewallZone, Group, Server
+
+LIVE_STATES = ("active", "missing")
+
+
+def server_ips(s: Server) -> List[str]:
+    ip = s.primary_ip_address or s.connecting_ip_address
+    return [ip] if ip else []
+
+
+def group_ips(db: Session, group_id: str) -> List[str]:
+    servers = db.scalars(select(Server).where(Server.group_id == group_id,
+                                              Server.state.in_(LIVE_STATES))).all()
+    ips = set()
+    for s in servers:
+        ips.update(server_ips(s))
+    return sorted(ips)
+
+
+def _source(db: Session, r: FirewallRule) -> Optional[Dict[str, Any]]:
+    if not r.source_type:
+        return None
+    out: Dict[str, Any] = {"type": r.source_type, "id": r.source_id, "name": None, "ips": []}
+    if r.source_type == "Group":
+        g = db.get(Group, r.source_id)
+        if g is not None:
+            out["name"] = g.name
+            out["ips"] = group_ips(db, g.id)
+    elif r.source_type == "FirewallZone":
+        z = db.get(FirewallZone, r.source_id)
+        if z is not None:
+            out["name"] = z.name
+            out["ips"] = sorted({p.strip() for p in (z.ip_address or "").split(",") if p.strip()})
+    return out
+
+
+def _service(db: Session, r: FirewallRule) -> Optional[Dict[str, Any]]:
+    if r.service_id:
+        svc = db.get(FirewallService, r.service_id)
+        if svc is None:
+            return None
+        return {"port": svc.port, "protocol": svc.protocol, "name": svc.name}
+    if r.service_port or r.service_protocol:
+        return {"port": r.service_port, "protocol": r.service_protocol}
+    return None
+
+
+def resolved_policy(db: Session, s: Server) -> Optional[Dict[str, Any]]:
+    g = db.get(Group, s.group_id)
+    if g is None or not g.linux_firewall_policy_id:
+        return None
+    pol = db.get(FirewallPolicy, g.linux_firewall_policy_id)
+    if pol is None:
+        return None
+    rules = db.scalars(select(FirewallRule).where(FirewallRule.policy_id == pol.id)
+                       .order_by(FirewallRule.position, FirewallRule.created_at)).all()
+    return {
+        "id": pol.id, "name": pol.name,
+        "rules": [{
+            "id": r.id, "chain": r.chain, "action": r.action, "active": bool(r.active),
+            "position": r.position, "source": _source(db, r), "service": _service(db, r),
+            "connection_states": r.connection_states, "log": bool(r.log),
+            "log_prefix": r.log_prefix, "comment": r.comment or "",
+        } for r in rules],
+    }
+
+
+def current(db: Session, s: Server) -> Tuple[int, Optional[Dict[str, Any]]]:
+    """(version, policy) for `s`; bumps the server's version when the answer changed."""
+    policy = resolved_policy(db, s)
+    digest = hashlib.sha256(json.dumps(policy, sort_keys=True).encode()).hexdigest()
+    if digest != s.fw_hash:
+        s.fw_hash = digest
+        s.fw_version = (s.fw_version or 0) + 1
+    return s.fw_version, policy

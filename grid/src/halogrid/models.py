@@ -1,0 +1,221 @@
+"""SQLAlchemy 2 models: everything the grid knows lives here (and so survives a restart)."""
+from __future__ import annotations
+
+import datetime as _dt
+import uuid
+from typing import Any, Optional
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def new_id() -> str:
+    """A Halo-style object id: 32 lower-case hex characters."""
+    return uuid.uuid4().hex
+
+
+def utcnow() -> _dt.datetime:
+    """Naive UTC now with millisecond precision (what the DB stores)."""
+    now = _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
+    return now.replace(microsecond=(now.microsecond // 1000) * 1000)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Setting(Base):
+    __tablename__ = "settings"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(String(128))
+    read_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    name: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Token(Base):
+    __tablename__ = "tokens"
+    token_hash: Mapped[str] = mapped_column(String(128), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), index=True)
+    scope: Mapped[str] = mapped_column(String(32))
+    expires_at: Mapped[_dt.datetime] = mapped_column(DateTime, index=True)
+
+
+class Group(Base):
+    __tablename__ = "groups"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    description: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    parent_id: Mapped[Optional[str]] = mapped_column(String(32), nullable=True, index=True)
+    tag: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    policy_ids: Mapped[list] = mapped_column(JSON, default=list)
+    fim_policy_ids: Mapped[list] = mapped_column(JSON, default=list)
+    linux_firewall_policy_id: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
+    windows_firewall_policy_id: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Server(Base):
+    __tablename__ = "servers"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    secret_hash: Mapped[str] = mapped_column(String(128))
+    hostname: Mapped[Optional[str]] = mapped_column(String(255), nullable=True, index=True)
+    server_label: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    reported_fqdn: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    tag: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    platform: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    platform_version: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    os_version: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    kernel_name: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    daemon_version: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    interfaces: Mapped[list] = mapped_column(JSON, default=list)
+    primary_ip_address: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    connecting_ip_address: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    group_id: Mapped[str] = mapped_column(String(32), index=True)
+    # active | missing | deactivated | deleted (deleted is never shown by the API)
+    state: Mapped[str] = mapped_column(String(16), default="active", index=True)
+    last_state_change: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
+    created_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # firewall: version counter bumped whenever the hash of the resolved answer changes
+    fw_version: Mapped[int] = mapped_column(Integer, default=0)
+    fw_hash: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    fw_status: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
+    fw_status_version: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    fw_status_message: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+
+
+class Command(Base):
+    __tablename__ = "commands"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    server_id: Mapped[str] = mapped_column(String(32), index=True)
+    name: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    result: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    scan_id: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Scan(Base):
+    __tablename__ = "scans"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    server_id: Mapped[str] = mapped_column(String(32), index=True)
+    server_hostname: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    group_id: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
+    command_id: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
+    module: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[str] = mapped_column(String(32), default="queued", index=True)
+    created_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    agent_started_at: Mapped[Optional[_dt.datetime]] = mapped_column(DateTime, nullable=True)
+    agent_completed_at: Mapped[Optional[_dt.datetime]] = mapped_column(DateTime, nullable=True)
+    analysis_started_at: Mapped[Optional[_dt.datetime]] = mapped_column(DateTime, nullable=True)
+    analysis_completed_at: Mapped[Optional[_dt.datetime]] = mapped_column(DateTime, nullable=True)
+    completed_at: Mapped[Optional[_dt.datetime]] = mapped_column(DateTime, nullable=True)
+    critical_findings_count: Mapped[int] = mapped_column(Integer, default=0)
+    non_critical_findings_count: Mapped[int] = mapped_column(Integer, default=0)
+    ok_findings_count: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+
+
+class Finding(Base):
+    __tablename__ = "findings"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    scan_id: Mapped[str] = mapped_column(String(32), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    rule_name: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    policy_id: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    critical: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16))
+    details: Mapped[Any] = mapped_column(JSON, default=list)
+
+
+class Policy(Base):
+    """A configuration (csm/sca) policy: the Halo policy JSON's `policy` object."""
+    __tablename__ = "policies"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    module: Mapped[str] = mapped_column(String(16), default="csm")
+    platform: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    body: Mapped[Any] = mapped_column(JSON)
+    created_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class FirewallPolicy(Base):
+    __tablename__ = "firewall_policies"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    description: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    platform: Mapped[str] = mapped_column(String(16), default="linux")
+    shared: Mapped[bool] = mapped_column(Boolean, default=True)
+    ignore_forwarding_rules: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class FirewallRule(Base):
+    __tablename__ = "firewall_rules"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    policy_id: Mapped[str] = mapped_column(String(32), index=True)
+    chain: Mapped[str] = mapped_column(String(16), default="INPUT")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    action: Mapped[str] = mapped_column(String(16), default="ACCEPT")
+    position: Mapped[int] = mapped_column(Integer, default=1)
+    source_type: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
+    source_id: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    service_id: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
+    service_port: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    service_protocol: Mapped[Optional[str]] = mapped_column(String(16), nullable=True)
+    interface_id: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    connection_states: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    log: Mapped[bool] = mapped_column(Boolean, default=False)
+    log_prefix: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    comment: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    created_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class FirewallZone(Base):
+    __tablename__ = "firewall_zones"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    ip_address: Mapped[str] = mapped_column(Text, default="")
+    description: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    created_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class FirewallService(Base):
+    __tablename__ = "firewall_services"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    protocol: Mapped[str] = mapped_column(String(16), default="TCP")
+    port: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Event(Base):
+    __tablename__ = "events"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0, index=True)
+    type: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    message: Mapped[str] = mapped_column(Text, default="")
+    critical: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    server_id: Mapped[Optional[str]] = mapped_column(String(32), nullable=True, index=True)
+    server_hostname: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    group_id: Mapped[Optional[str]] = mapped_column(String(32), nullable=True, index=True)
+    group_name: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    actor: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    object_id: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)

@@ -1,0 +1,330 @@
+"""The agent side (PROTOCOL.md): register, long-poll wake-up, commands, firewall, missing."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import requests
+
+from conftest import Agent, register, unique
+from halogrid.testing import GridProcess
+
+
+def test_register_needs_the_daemon_key(grid):
+    body = {"hostname": "h"}
+    assert requests.post(grid.url + "/agent/v1/register", json=body).status_code == 401
+    r = requests.post(grid.url + "/agent/v1/register", json=body,
+                      headers={"X-Daemon-Key": "0" * 32})
+    assert r.status_code == 401 and "error" in r.json()
+    r = requests.post(grid.url + "/agent/v1/register", data=b"{x",
+                      headers={"X-Daemon-Key": grid.agent_key})
+    assert r.status_code == 400
+    r = requests.post(grid.url + "/agent/v1/register", json={"hostname": 5},
+                      headers={"X-Daemon-Key": grid.agent_key})
+    assert r.status_code == 400
+
+
+def test_daemon_key_cannot_use_the_api(grid):
+    r = requests.get(grid.url + "/v1/servers", headers={"Authorization": "Bearer " + grid.agent_key})
+    assert r.status_code == 401
+
+
+def test_register_joins_group_by_exact_tag(api, grid):
+    tag = unique("NewDirty")
+    g = api.create_group(unique("dirty"), tag=tag)
+    assert register(grid, tag=tag).group_id == g["id"]
+    default = [x for x in api.ok("GET", "/v1/groups", params={"per_page": 100})["groups"]
+               if x["name"] == "Unassigned"][0]
+    assert register(grid, tag=tag.lower()).group_id == default["id"]
+    assert register(grid).group_id == default["id"]
+    a = register(grid, tag=tag)
+    ev = api.ok("GET", "/v1/events", params={"server_id": a.server_id})["events"]
+    assert [e["type"] for e in ev] == ["server_registered"]
+
+
+def test_agent_credential_checks(grid):
+    a = register(grid)
+    bad = Agent(grid.url, a.server_id, "wrong", a.group_id)
+    assert bad.poll().status_code == 401
+    assert requests.get(grid.url + "/agent/v1/poll").status_code == 401
+    other = register(grid)
+    # a's credential cannot touch b's commands
+    r = a.post("/agent/v1/commands/%s/start" % ("0" * 32))
+    assert r.status_code == 404
+    assert other.poll().status_code == 200
+
+
+def test_long_poll_wakes_up_at_once(api, grid):
+    a = register(grid)
+    first = a.poll().json()
+    fwv = first["firewall_version"]
+    result = {}
+
+    def waiter():
+        r = a.poll(wait=20, firewall_version=fwv)
+        result["answered_at"] = time.monotonic()
+        result["answer"] = r.json()
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    time.sleep(0.5)  # the poll is now waiting
+    t_queue = time.monotonic()
+    cmd = api.scan(a.server_id)
+    t.join(10)
+    assert not t.is_alive()
+    assert result["answer"]["commands"][0]["id"] == cmd["id"]
+    latency = result["answered_at"] - t_queue
+    assert latency < 1.0, latency
+    c = api.ok("GET", "/v1/servers/%s/commands/%s" % (a.server_id, cmd["id"]))["command"]
+    assert c["status"] == "pending"
+    assert a.post("/agent/v1/commands/%s/start" % cmd["id"]).status_code == 204
+    c = api.ok("GET", "/v1/servers/%s/commands/%s" % (a.server_id, cmd["id"]))["command"]
+    assert c["status"] == "started"
+    r = a.post("/agent/v1/commands/%s/result" % cmd["id"], {"status": "completed",
+                                                           "scan": {"findings": []}})
+    assert r.status_code == 204
+    # a second result is refused
+    assert a.post("/agent/v1/commands/%s/result" % cmd["id"],
+                  {"status": "completed"}).status_code == 409
+
+
+def test_poll_times_out_empty(grid):
+    a = register(grid)
+    fwv = a.poll().json()["firewall_version"]
+    t0 = time.monotonic()
+    r = a.poll(wait=1, firewall_version=fwv)
+    assert r.status_code == 200
+    assert r.json() == {"commands": [], "firewall_version": fwv}
+    assert 0.9 <= time.monotonic() - t0 < 5
+    assert a.get("/agent/v1/poll", params={"wait": "x"}).status_code == 400
+    assert a.get("/agent/v1/poll", params={"firewall_version": "x"}).status_code == 400
+
+
+def test_poll_hands_out_policies_of_current_group(api, grid):
+    pol = api.ok("POST", "/v2/policies", {"policy": {"name": unique("agentpol"), "rules": [
+        {"name": "r", "checks": [{"object_type": "file_presence", "files": ["/etc/x"],
+                                  "present": True}]}]}})["policy"]
+    g = api.create_group(unique("withpol"), policy_ids=[pol["id"]])
+    a = register(grid)
+    api.put("/v1/servers/%s" % a.server_id, {"server": {"group_id": g["id"]}})
+    api.scan(a.server_id)
+    ans = a.poll(wait=5).json()
+    pols = ans["commands"][0]["policies"]
+    assert [p["id"] for p in pols] == [pol["id"]]
+    assert pols[0]["rules"][0]["checks"][0]["object_type"] == "file_presence"
+
+
+def test_result_validation(api, grid):
+    a = register(grid)
+    cmd = api.scan(a.server_id)
+    a.poll(wait=5)
+    path = "/agent/v1/commands/%s/result" % cmd["id"]
+    for body in ({"status": "done"}, {"status": "completed", "scan": {"findings": "x"}},
+                 {"status": "completed", "scan": {"findings": [{"status": "meh"}]}},
+                 {"status": "completed", "scan": {"findings": [{"status": "bad",
+                                                                 "critical": "yes"}]}},
+                 {"status": "completed", "scan": {"agent_started_at": "soon"}}):
+        assert a.post(path, body).status_code == 400, body
+    r = requests.post(grid.url + path, data=b"{", headers=a.headers)
+    assert r.status_code == 400
+    # indeterminate alone makes the scan completed_with_errors
+    r = a.post(path, {"status": "completed", "scan": {"findings": [
+        {"rule_name": "x", "critical": False, "status": "indeterminate",
+         "details": [{"status": "indeterminate", "scan_status": "error", "reason": "no file"}]}]}})
+    assert r.status_code == 204
+    sc = api.ok("GET", "/v1/servers/%s/sca" % a.server_id)["scan"]
+    assert sc["status"] == "completed_with_errors"
+    assert (sc["critical_findings_count"], sc["non_critical_findings_count"],
+            sc["ok_findings_count"]) == (0, 0, 0)
+
+
+def test_retired_server_gets_410(api, grid):
+    a = register(grid)
+    api.put("/v1/servers/%s" % a.server_id, {"server": {"retire": True}})
+    r = a.poll()
+    assert r.status_code == 410 and "error" in r.json()
+    assert a.get("/agent/v1/firewall").status_code == 410
+    # and a retired server cannot be scanned or moved
+    assert api.post("/v1/servers/%s/scans" % a.server_id,
+                    {"scan": {"module": "sca"}}).status_code == 422
+
+
+def test_retire_wakes_a_waiting_poll(api, grid):
+    a = register(grid)
+    fwv = a.poll().json()["firewall_version"]
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("r", a.poll(wait=20, firewall_version=fwv)))
+    t.start()
+    time.sleep(0.5)
+    api.put("/v1/servers/%s" % a.server_id, {"server": {"retire": True}})
+    t.join(10)
+    assert out["r"].status_code == 410
+
+
+def test_firewall_resolution_and_versions(api, grid):
+    web_tag, db_tag = unique("web"), unique("db")
+    web = api.create_group(unique("webg"), tag=web_tag)
+    dbg = api.create_group(unique("dbg"), tag=db_tag)
+    w1 = register(grid, tag=web_tag, ip="198.18.0.11")
+    d1 = register(grid, tag=db_tag, ip="198.18.0.21")
+    empty = d1.get("/agent/v1/firewall").json()
+    assert empty["policy"] is None
+    v0 = empty["version"]
+
+    svc = api.ok("POST", "/v1/firewall_services", {"firewall_service": {
+        "name": unique("pg"), "protocol": "TCP", "port": "5432"}})["firewall_service"]
+    zone = api.ok("POST", "/v1/firewall_zones", {"firewall_zone": {
+        "name": unique("office"), "ip_address": "198.18.1.0/24, 198.18.2.5"}})["firewall_zone"]
+    fp = api.ok("POST", "/v1/firewall_policies", {"firewall_policy": {
+        "name": unique("dbfw"), "platform": "linux"}})["firewall_policy"]
+    rules = "/v1/firewall_policies/%s/firewall_rules" % fp["id"]
+    r1 = api.ok("POST", rules, {"firewall_rule": {
+        "chain": "INPUT", "action": "ACCEPT", "active": True,
+        "firewall_source": {"id": web["id"], "type": "Group"}, "firewall_service": svc["id"],
+        "connection_states": "NEW, ESTABLISHED"}})["firewall_rule"]
+    api.ok("POST", rules, {"firewall_rule": {"chain": "INPUT", "action": "ACCEPT",
+                                             "firewall_source": {"id": zone["id"]},
+                                             "firewall_service": {"port": "22",
+                                                                  "protocol": "tcp"}}})
+    api.ok("POST", rules, {"firewall_rule": {"chain": "INPUT", "action": "DROP",
+                                             "firewall_source": None, "log": True}})
+    assert api.ok("GET", rules)["count"] == 3
+
+    # attach to the db group: d1's answer changes, the poll wakes up
+    fwv = d1.poll().json()["firewall_version"]
+    assert fwv == v0
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("r", d1.poll(wait=20, firewall_version=fwv)))
+    t.start()
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    api.put("/v1/groups/%s" % dbg["id"], {"group": {"linux_firewall_policy_id": fp["id"]}})
+    t.join(10)
+    assert time.monotonic() - t0 < 1.0
+    v1 = out["r"].json()["firewall_version"]
+    assert v1 != fwv and out["r"].json()["commands"] == []
+
+    ans = d1.get("/agent/v1/firewall").json()
+    assert ans["version"] == v1
+    pr = ans["policy"]["rules"]
+    assert [r["position"] for r in pr] == [1, 2, 3]
+    assert pr[0]["source"] == {"type": "Group", "id": web["id"], "name": web["name"],
+                               "ips": ["198.18.0.11"]}
+    assert pr[0]["service"]["port"] == "5432" and pr[0]["service"]["protocol"] == "TCP"
+    assert pr[0]["connection_states"] == "NEW, ESTABLISHED"
+    assert pr[1]["source"]["ips"] == ["198.18.1.0/24", "198.18.2.5"]
+    assert pr[1]["service"] == {"port": "22", "protocol": "TCP"}
+    assert pr[2]["source"] is None and pr[2]["action"] == "DROP" and pr[2]["log"] is True
+
+    # membership of the source group changes -> version changes
+    w2 = register(grid, tag=web_tag, ip="198.18.0.12")
+    ans2 = d1.get("/agent/v1/firewall").json()
+    assert ans2["version"] != v1
+    assert ans2["policy"]["rules"][0]["source"]["ips"] == ["198.18.0.11", "198.18.0.12"]
+    # nothing changed -> same version
+    assert d1.get("/agent/v1/firewall").json()["version"] == ans2["version"]
+    # a rule edit -> new version; a move out of the source group -> new version
+    api.put(rules + "/" + r1["id"], {"firewall_rule": {"position": 3}})
+    ans3 = d1.get("/agent/v1/firewall").json()
+    assert ans3["version"] != ans2["version"]
+    assert ans3["policy"]["rules"][2]["id"] == r1["id"]
+    api.put("/v1/servers/%s" % w2.server_id, {"server": {"group_id": dbg["id"]}})
+    ans4 = d1.get("/agent/v1/firewall").json()
+    assert ans4["version"] != ans3["version"]
+    assert ans4["policy"]["rules"][2]["source"]["ips"] == ["198.18.0.11"]
+
+    # status report shows in the API
+    s = api.ok("GET", "/v1/servers/%s" % d1.server_id)["server"]
+    assert s["firewall_policy"]["id"] == fp["id"] and s["firewall_policy"]["status"] == "pending"
+    r = d1.post("/agent/v1/firewall/status", {"version": ans4["version"], "status": "applied",
+                                              "message": "ok"})
+    assert r.status_code == 204
+    s = api.ok("GET", "/v1/servers/%s" % d1.server_id)["server"]
+    assert s["firewall_policy"] == {"id": fp["id"], "name": fp["name"], "status": "applied",
+                                    "url": api.url + "/v1/firewall_policies/" + fp["id"],
+                                    "message": None}
+    assert d1.post("/agent/v1/firewall/status", {"version": "x", "status": "applied"}
+                   ).status_code == 400
+    # the web server has no policy
+    assert api.ok("GET", "/v1/servers/%s" % w1.server_id)["server"]["firewall_policy"] is None
+    # in-use objects cannot be deleted
+    assert api.delete("/v1/firewall_policies/%s" % fp["id"]).status_code == 422
+    assert api.delete("/v1/firewall_zones/%s" % zone["id"]).status_code == 422
+    assert api.delete("/v1/firewall_services/%s" % svc["id"]).status_code == 422
+    full = api.ok("GET", "/v1/firewall_policies/%s" % fp["id"])["firewall_policy"]
+    assert len(full["firewall_rules"]) == 3
+    assert full["firewall_rules"][0]["firewall_source"]["type"] in ("FirewallZone", "Group")
+
+
+def test_firewall_rule_validation(api):
+    fp = api.ok("POST", "/v1/firewall_policies", {"firewall_policy": {
+        "name": unique("fwv")}})["firewall_policy"]
+    rules = "/v1/firewall_policies/%s/firewall_rules" % fp["id"]
+    for body in ({"firewall_rule": {"chain": "SIDEWAYS"}},
+                 {"firewall_rule": {"action": "MAYBE"}},
+                 {"firewall_rule": {"firewall_source": {"id": "f" * 32, "type": "Group"}}},
+                 {"firewall_rule": {"firewall_service": "f" * 32}},
+                 {"firewall_rule": {"position": 0}},
+                 {"firewall_rule": {"firewall_source": 7}}):
+        assert api.post(rules, body).status_code == 422, body
+    assert api.post(rules, {"rule": {}}).status_code == 400
+    assert api.post("/v1/firewall_zones", {"firewall_zone": {"name": unique("z"),
+                                                             "ip_address": "not-an-ip"}}
+                    ).status_code == 422
+    src = api.create_group(unique("srcg"))
+    r = api.post(rules, {"firewall_rule": {"chain": "OUTPUT", "action": "REJECT",
+                                           "firewall_source": src["id"]}})
+    assert r.status_code == 201
+    assert r.json()["firewall_rule"]["firewall_source"]["type"] == "Group"
+    assert api.delete("/v1/groups/%s" % src["id"]).status_code == 422
+    rid = r.json()["firewall_rule"]["id"]
+    assert api.delete(rules + "/" + rid).status_code == 204
+    assert api.get(rules + "/" + rid).status_code == 404
+    assert api.delete("/v1/groups/%s" % src["id"]).status_code == 204
+    assert api.delete("/v1/firewall_policies/%s" % fp["id"]).status_code == 204
+
+
+def test_missing_then_active_again(tmp_path):
+    with GridProcess(tmp_path, missing_after=1, rate_limit=0) as g:
+        api = g.api()
+        a = register(g)
+        deadline = time.monotonic() + 10
+        while api.ok("GET", "/v1/servers/%s" % a.server_id)["server"]["state"] != "missing":
+            assert time.monotonic() < deadline, "never went missing"
+            time.sleep(0.2)
+        assert api.ok("GET", "/v1/servers", params={"state": "missing"})["count"] == 1
+        assert api.ok("GET", "/v1/servers")["count"] == 0
+        assert a.poll().status_code == 200
+        s = api.ok("GET", "/v1/servers/%s" % a.server_id)["server"]
+        assert s["state"] == "active"
+        types = [e["type"] for e in api.ok("GET", "/v1/events", params={
+            "server_id": a.server_id})["events"]]
+        assert types == ["server_registered", "server_missing", "server_reactivated"]
+        # a server in a long poll is never marked missing
+        fwv = a.poll().json()["firewall_version"]
+        r = a.poll(wait=3, firewall_version=fwv)
+        assert r.status_code == 200
+        assert api.ok("GET", "/v1/servers/%s" % a.server_id)["server"]["state"] == "active"
+
+
+def test_pending_command_is_redelivered_to_a_new_poll_later(api, grid):
+    """A command handed to a poll that vanished stays pending (redelivery is after 120 s)."""
+    a = register(grid)
+    cmd = api.scan(a.server_id)
+    assert a.poll(wait=5).json()["commands"][0]["id"] == cmd["id"]
+    # not handed out twice in a row
+    assert a.poll(wait=0).json()["commands"] == []
+
+
+def test_dist_pyz_runs(grid, tmp_path):
+    r = requests.get(grid.url + "/agent/v1/dist/haloagent.pyz")
+    assert r.status_code == 200
+    pyz = tmp_path / "haloagent.pyz"
+    pyz.write_bytes(r.content)
+    assert r.content[:2] == b"#!"
+    out = subprocess.run([sys.executable, str(pyz), "--version"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "haloagent" in out.stdout + out.stderr
