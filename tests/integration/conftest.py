@@ -41,17 +41,31 @@ class PlaybookRun:
         return "PlaybookRun(rc=%s)\n%s" % (self.rc, self.output)
 
 
+class RunningPlaybook:
+    def __init__(self, command, env):
+        self.process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def wait(self, timeout=300):
+        try:
+            stdout, stderr = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            stdout, stderr = self.process.communicate()
+        return PlaybookRun(subprocess.CompletedProcess(self.process.args, self.process.returncode, stdout, stderr))
+
+
 class Grid:
     """A real grid on loopback with a read+write API key, and playbook runs against it."""
 
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, **grid_options):
         self.tmp_path = tmp_path
-        self.grid = GridProcess(tmp_path / "grid")
+        self.grid = GridProcess(tmp_path / "grid", **grid_options)
 
     def __enter__(self):
         self.grid.__enter__()
         self.key_id, self.secret = self.grid.create_api_key()
-        self.client = HaloClient(api_host=self.grid.url, api_key=self.key_id, api_secret=self.secret)
+        self.client = HaloClient(api_host=self.grid.url, api_key=self.key_id, api_secret=self.secret,
+                                 ca_path=self.grid.opts.get("certfile"))
         return self
 
     def __exit__(self, *exc):
@@ -71,18 +85,19 @@ class Grid:
         return env
 
     def playbook(self, name, *args, env=None):
-        completed = subprocess.run(
-            [ANSIBLE_PLAYBOOK, str(PLAYBOOKS / name), *args], env=env or self.env(),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
-        return PlaybookRun(completed)
+        return self.start_playbook(name, *args, env=env).wait()
+
+    def start_playbook(self, name, *args, env=None):
+        """ansible-playbook running in the background; ``.wait()`` gives its PlaybookRun."""
+        return RunningPlaybook([ANSIBLE_PLAYBOOK, str(PLAYBOOKS / name), *args], env or self.env())
 
 
 class Admission(Grid):
     """The grid with ProdWebDirty (tag NewDirty) and ProdWebClean carrying the default
     Debian policy, and one agent per prepared tree."""
 
-    def __init__(self, tmp_path):
-        super().__init__(tmp_path)
+    def __init__(self, tmp_path, **grid_options):
+        super().__init__(tmp_path, **grid_options)
         self.agents = {}
 
     def __enter__(self):
@@ -133,9 +148,13 @@ def admission(tmp_path):
         yield env
 
 
-@pytest.fixture
-def two_hosts(admission):
-    """web1 complies with the policy; web2 allows root logins over ssh."""
+def add_web_hosts(admission):
+    """web1 complies with the policy; web2 allows root logins over ssh (and more)."""
     admission.add_agent("web1", compliant=True)
     admission.add_agent("web2", compliant=False)
     return admission
+
+
+@pytest.fixture
+def two_hosts(admission):
+    return add_web_hosts(admission)
