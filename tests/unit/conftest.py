@@ -2,6 +2,7 @@
 transport and retries exercised) and a way to run modules in-process."""
 
 import json
+import os
 import sys
 import threading
 from contextlib import contextmanager
@@ -9,6 +10,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+
+
+def pytest_configure(config):
+    """Import the collection through Ansible's collection loader, as ansible-test units does
+    before any test module is imported, so that plugin loaders find the collection's plugins
+    and doc fragments by name (the inventory plugin tests). Plain pytest has the collection
+    on sys.path (pytest.ini: pythonpath = .collections)."""
+    try:
+        from ansible.plugins.loader import init_plugin_loader
+        from ansible.utils.collection_loader import AnsibleCollectionConfig
+    except ImportError:  # ansible-test units: module tests see module_utils only, the loader is set up
+        return
+    if AnsibleCollectionConfig.collection_finder is None:
+        init_plugin_loader([entry for entry in sys.path
+                            if os.path.isdir(os.path.join(entry, "ansible_collections", "cloudpassage", "halo"))][:1])
 
 
 class FakeHalo:
