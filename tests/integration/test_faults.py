@@ -51,3 +51,14 @@ def test_a_grid_restarted_while_scans_run_does_not_break_admission(tmp_path):
         assert env.membership()["web2"] == "ProdWebDirty"  # never a dirty host promoted
         assert run.rc == 0, run
         assert env.membership() == EXPECTED
+
+
+def test_a_rate_limited_run_waits_as_told_and_completes(tmp_path):
+    # 4 calls per 2 s: halo_scan alone makes a dozen within seconds, so it is throttled.
+    with Admission(tmp_path, rate_limit=4, rate_window=2) as env:
+        add_web_hosts(env)
+        run = env.playbook("admit.yml", "-e", "halo_scan_timeout=120")
+        assert run.rc == 0, run
+        assert env.membership() == EXPECTED
+        throttled = [line for line in env.grid.log().splitlines() if "rate limit: API key %s throttled" % env.key_id in line]
+        assert throttled, "the grid never answered 429, so the test proved nothing"

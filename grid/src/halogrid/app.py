@@ -34,7 +34,7 @@ class Grid:
         init_db(self.engine)
         self.Session = session_factory(self.engine)
         self.notifier = Notifier()
-        self.limiter = RateLimiter(config.rate_limit)
+        self.limiter = RateLimiter(config.rate_limit, config.rate_window)
         self.started_at = utcnow()
 
     def sweep_missing(self, polling: Set[str]) -> int:

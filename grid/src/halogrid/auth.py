@@ -6,6 +6,7 @@ import binascii
 import datetime as _dt
 import hashlib
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass
 from typing import Optional, Tuple
@@ -16,6 +17,8 @@ from sqlalchemy.orm import Session
 
 from .errors import Forbidden, Gone, RateLimited, Unauthorized
 from .models import ApiKey, Server, Token, utcnow
+
+log = logging.getLogger(__name__)
 
 
 def hash_secret(secret: str) -> str:
@@ -91,6 +94,7 @@ def authenticate(request: Request) -> Principal:
         principal = Principal(key_id=row.key_id, scope=row.scope)
     wait = grid.limiter.hit(principal.key_id)
     if wait is not None:
+        log.info("rate limit: API key %s throttled (429, Retry-After %ss)", principal.key_id, wait)
         raise RateLimited(wait)
     return principal
 

@@ -29,7 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--token-ttl", type=int, default=900,
                        help="lifetime of OAuth tokens in seconds (default 900)")
     serve.add_argument("--rate-limit", type=int, default=600,
-                       help="API calls per minute per API key; 0 = no limit (default 600)")
+                       help="API calls per API key in each --rate-window; 0 = no limit (default 600)")
+    serve.add_argument("--rate-window", type=float, default=60.0,
+                       help="seconds the --rate-limit counts over (default 60: calls per minute)")
     serve.add_argument("--missing-after", type=float, default=90.0,
                        help="seconds without contact before a server is missing (default 90)")
     serve.add_argument("--certfile", help="TLS certificate (PEM); serve HTTPS with --keyfile")
@@ -80,7 +82,7 @@ def cmd_serve(args) -> int:
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = Config(db=args.db, token_ttl=args.token_ttl, rate_limit=args.rate_limit,
-                    missing_after=args.missing_after)
+                    rate_window=args.rate_window, missing_after=args.missing_after)
     app = create_app(config)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
                 ssl_certfile=args.certfile, ssl_keyfile=args.keyfile,

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 class Config:
     db: str
     token_ttl: int = 900
-    rate_limit: int = 600          # API calls per minute per API key; 0 disables
+    rate_limit: int = 600          # API calls per API key in each rate_window; 0 disables
+    rate_window: float = 60.0      # seconds; tests shorten it to reach 429s quickly
     missing_after: float = 90.0    # seconds without contact before a server is `missing`
     sweep_interval: float = 0.0    # 0 = derived from missing_after
     max_poll_wait: float = 30.0
