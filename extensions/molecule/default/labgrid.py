@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
-"""Lab hosts plus a real grid on the lab's controller address, for the molecule scenario.
+"""Lab hosts plus a real grid on the lab's controller address, for the molecule scenarios.
 
-    labgrid.py up   WORKDIR HOST...   # lab in WORKDIR/lab, grid on 198.18.N.1:<free port>
+    labgrid.py up   WORKDIR HOST...   # lab in WORKDIR/lab, grid on https://198.18.N.1:<port>
     labgrid.py down WORKDIR           # stops the grid (by PID) and the lab; safe to repeat
 
-`up` writes WORKDIR/scenario.json: the grid URL, its daemon key, an API key and the staging
-group (tag NewDirty) that new hosts must join.
+The grid serves HTTPS with a certificate of its own CA, as a production grid would; the
+agents must be given that CA. `up` writes WORKDIR/scenario.json (mode 0600): the grid URL
+and CA file, its daemon key, an API key and the staging group (tag NewDirty) that new
+hosts must join.
 """
 
 import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -22,7 +25,7 @@ REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "lab"))
 
 from labctl import Lab, kill_recorded, process_start_time, wait_gone  # noqa: E402
-from halogrid.testing import HaloClient  # noqa: E402
+from halogrid.testing import HaloClient, make_self_signed_cert  # noqa: E402
 
 HALOGRID = Path(sys.executable).with_name("halogrid")
 STAGING_GROUP = {"name": "ProdWebDirty", "tag": "NewDirty"}
@@ -41,23 +44,27 @@ def free_port(address):
 
 
 def start_grid(workdir, address):
+    """Start `halogrid serve` over HTTPS; returns its URL and CA file."""
     port = free_port(address)
+    cert, key = make_self_signed_cert(workdir / "tls", host=address)
     with open(workdir / "grid.log", "ab") as log:
         proc = subprocess.Popen(
             [str(HALOGRID), "serve", "--host", address, "--port", str(port),
-             "--db", str(workdir / "grid.db"), "--log-level", "warning"],
+             "--db", str(workdir / "grid.db"), "--certfile", cert, "--keyfile", key,
+             "--log-level", "warning"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True)  # outlives this script; `down` stops it by PID
     (workdir / "grid.json").write_text(json.dumps(
         {"pid": proc.pid, "start": process_start_time(proc.pid)}))
-    url = f"http://{address}:{port}"
+    url = f"https://{address}:{port}"
+    tls = ssl.create_default_context(cafile=cert)
     deadline = time.monotonic() + 30
     while True:
         if proc.poll() is not None:
             raise SystemExit(f"halogrid exited:\n{(workdir / 'grid.log').read_text()}")
         try:
-            with urllib.request.urlopen(url + "/healthz", timeout=2):
-                return url
+            with urllib.request.urlopen(url + "/healthz", timeout=2, context=tls):
+                return url, cert
         except OSError:
             if time.monotonic() > deadline:
                 raise
@@ -69,12 +76,14 @@ def up(workdir, hosts):
     lab = Lab(workdir / "lab")
     seconds = lab.up(hosts)
     print(f"lab up: {len(hosts)} hosts in {seconds:.2f} s")
-    url = start_grid(workdir, lab.controller_ip)
+    url, ca_file = start_grid(workdir, lab.controller_ip)
     api_key = halogrid(workdir, "keys", "create", "--json", "--name", "molecule")
-    api = HaloClient(url, api_key["key_id"], api_key["secret_key"])
+    api = HaloClient(url, api_key["key_id"], api_key["secret_key"], verify=ca_file)
+    api.session.trust_env = False  # else $REQUESTS_CA_BUNDLE would replace the grid's CA
     group = api.create_group(**STAGING_GROUP)
     scenario = {
         "grid_url": url,
+        "ca_file": ca_file,
         "agent_key": halogrid(workdir, "agent-key", "show", "--json")["agent_key"],
         "api_key_id": api_key["key_id"],
         "api_secret": api_key["secret_key"],
