@@ -421,10 +421,10 @@ class Lab:
         q = json.dumps  # a JSON string is a valid YAML scalar, quoting included
         lines = ["# Written by lab/labctl.py; removed by `labctl.py down`.", "all:",
                  "  vars:",
-                 f"    ansible_user: root",
+                 "    ansible_user: root",
                  f"    ansible_ssh_private_key_file: {q(str(self.key))}",
                  f"    ansible_ssh_common_args: {q(self.ssh_common_args(state))}",
-                 f"    ansible_python_interpreter: /usr/bin/python3",
+                 "    ansible_python_interpreter: /usr/bin/python3",
                  f"    halolab_controller_ip: {q(state['controller_ip'])}",
                  "  hosts:"]
         for name, host in state["hosts"].items():
@@ -491,15 +491,15 @@ class Lab:
 def parse_groups(specs):
     groups = {}
     for spec in specs:
-        name, _, members = spec.partition("=")
-        if not name or not members:
+        name, equals, members = spec.partition("=")
+        if not (name and equals and members):
             raise LabError(f"bad --group {spec!r}: use NAME=host1,host2")
         groups[name] = members.split(",")
     return groups
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("-w", "--workdir", type=Path,
                         default=os.environ.get("HALOLAB_WORKDIR",
                                                Path(__file__).resolve().parent.parent / ".lab"),

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Lab hosts plus a real grid on the lab's controller address, for the molecule scenarios.
 
     labgrid.py up   WORKDIR HOST...   # lab in WORKDIR/lab, grid on https://198.18.N.1:<port>
