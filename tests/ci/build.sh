@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Galaxy artifact: build it, check that nothing of the development tree ships in it,
-# install it into an empty collections path, and render the documentation of every plugin
-# and role from that install with ansible-doc (any error or warning fails the check).
+# install it into an empty collections path, render the documentation of every plugin and
+# role from that install with ansible-doc (any error or warning fails the check), and have
+# ansible-builder check the execution environment definition that packs the tarball.
 #   tests/ci/build.sh
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -49,6 +50,20 @@ check() {
     fi
   done
   echo "ansible-doc rendered $documented plugins and roles from the installed tarball"
+
+  # The execution environment definition takes this tarball (dist/ next to it): let
+  # ansible-builder validate it and write the build context (no container is built).
+  mkdir -p "$SCRATCH/ee/dist"
+  cp "$REPO/execution-environment.yml" "$SCRATCH/ee/"
+  cp "$tarball" "$SCRATCH/ee/dist/"
+  if ansible-builder create -f "$SCRATCH/ee/execution-environment.yml" -c "$SCRATCH/ee/context" >"$SCRATCH/ee.log" 2>&1 \
+      && [ -n "$(ls "$SCRATCH"/ee/context/_build/collections/*.tar.gz)" ]; then
+    echo "ansible-builder accepts execution-environment.yml"
+  else
+    echo "ansible-builder rejects execution-environment.yml:" >&2
+    cat "$SCRATCH/ee.log" >&2
+    status=1
+  fi
   return $status
 }
 
