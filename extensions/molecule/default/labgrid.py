@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO / "lab"))
 
 from labctl import Lab, kill_recorded, process_start_time, wait_gone  # noqa: E402
-from halogrid.testing import HaloClient, make_self_signed_cert  # noqa: E402
+from halogrid.testing import GridAPI, make_self_signed_cert  # noqa: E402
 
 HALOGRID = Path(sys.executable).with_name("halogrid")
 STAGING_GROUP = {"name": "ProdWebDirty", "tag": "NewDirty"}
@@ -77,8 +77,7 @@ def up(workdir, hosts):
     print(f"lab up: {len(hosts)} hosts in {seconds:.2f} s")
     url, ca_file = start_grid(workdir, lab.controller_ip)
     api_key = halogrid(workdir, "keys", "create", "--json", "--name", "molecule")
-    api = HaloClient(url, api_key["key_id"], api_key["secret_key"], verify=ca_file)
-    api.session.trust_env = False  # else $REQUESTS_CA_BUNDLE would replace the grid's CA
+    api = GridAPI(url, api_key["key_id"], api_key["secret_key"], verify=ca_file)
     group = api.create_group(**STAGING_GROUP)
     scenario = {
         "grid_url": url,
