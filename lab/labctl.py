@@ -109,7 +109,8 @@ def netns_pids(netns):
 
 
 def slot_subnet(slot):
-    return list(LAB_NETWORK.subnets(new_prefix=24))[slot]
+    """The slot-th /24 of the lab network."""
+    return ipaddress.ip_network((int(LAB_NETWORK.network_address) + slot * 256, 24))
 
 
 def slot_prefix(slot):
@@ -172,7 +173,11 @@ def close_ssh_masters(control_dir):
     if not control_dir.is_dir():
         return
     for sock in control_dir.iterdir():
-        run("ssh", "-o", f"ControlPath={sock}", "-O", "exit", "halolab", check=False, timeout=10)
+        # A master that does not answer is left to its ControlPersist timeout; without its
+        # socket no new connection can reach it.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            run("ssh", "-o", f"ControlPath={sock}", "-O", "exit", "halolab", check=False,
+                timeout=10)
         with contextlib.suppress(FileNotFoundError):
             sock.unlink()
     control_dir.rmdir()
