@@ -1,0 +1,172 @@
+"""The seed's lab on real lab hosts, shared by `make demo` and tests/integration/test_e2e_lab.py.
+
+Three lab hosts (web1, web2, app1; lab/labctl.py) and a real grid listening on the lab's
+controller address, so that the hosts' agents reach it and Ansible reaches the hosts over
+ssh. The steps are the collection's own playbooks plus scripts/lab/workloads.yml (the lab's
+scaffolding); this module only starts things, runs playbooks and looks at the hosts:
+
+    with SeedLab(workdir) as lab:
+        lab.playbook("playbooks/lab.yml")
+        lab.playbook("scripts/lab/workloads.yml")
+        lab.playbook("playbooks/provision.yml", "-e", "halo_provision_admit=false")
+        lab.wait_for_pings({"web1": False, "web2": False})
+
+Everything it starts (lab hosts, grid) is stopped on leaving the `with`, also on failure.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "lab"))
+
+from labctl import Lab  # noqa: E402
+from halogrid.testing import GridProcess  # noqa: E402
+
+BIN = Path(sys.executable).parent
+WEB_HOSTS = ("web1", "web2")  # the new workloads: web1 is hardened, web2 is not
+APP_HOST = "app1"  # the application in CriticalApplication
+INVENTORY_GROUPS = {
+    "halo_new_hosts": list(WEB_HOSTS),  # what playbooks/provision.yml provisions
+    "lab_compliant": ["web1"],
+    "lab_noncompliant": ["web2"],
+    "lab_application": [APP_HOST],
+}
+# What the hardened host needs that this machine's root does not have (staged once).
+RSYSLOG_DEBS = ("rsyslog", "libestr0", "libfastjson4", "liblognorm5")
+DEB_CACHE = REPO / ".lab" / "debs"
+RECAP = re.compile(r"^\S+\s*:\s*ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def missing_requirements():
+    """Why lab hosts cannot run here (a list of reasons; empty when they can)."""
+    reasons = []
+    if os.geteuid() != 0:
+        reasons.append("not root")
+    for tool in ("ip", "nsenter", "unshare", "sshd", "nft", "ping"):
+        if shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") is None:
+            reasons.append("%s not installed" % tool)
+    if not reasons:
+        probe = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
+        if probe.returncode != 0:
+            reasons.append("no network namespaces: %s" % probe.stderr.strip())
+    return reasons
+
+
+def stage_debs(cache=DEB_CACHE):
+    """The rsyslog packages for the hardened host, downloaded on the controller once."""
+    cache.mkdir(parents=True, exist_ok=True)
+    have = {path.name.split("_")[0] for path in cache.glob("*.deb")}
+    if not set(RSYSLOG_DEBS) <= have:
+        subprocess.run(["apt-get", "download", "-q", *RSYSLOG_DEBS], cwd=cache, check=True,
+                       stdout=subprocess.DEVNULL)
+    return cache
+
+
+class PlaybookRun:
+    """An ansible-playbook run: its exit code, output and PLAY RECAP summed over hosts."""
+
+    def __init__(self, rc, output):
+        self.rc = rc
+        self.output = output
+        counts = [tuple(int(n) for n in match) for match in RECAP.findall(output)]
+        self.changed, self.unreachable, self.failed = (sum(column) for column in zip(*counts)) if counts else (None,) * 3
+
+    def __repr__(self):
+        return "PlaybookRun(rc=%s)\n%s" % (self.rc, self.output)
+
+
+class SeedLab:
+    """Lab hosts web1, web2, app1 and a grid on the lab's controller address."""
+
+    def __init__(self, workdir, echo=False, deb_cache=DEB_CACHE):
+        self.workdir = Path(workdir)
+        self.echo = echo  # stream playbook output to stdout (the demo) or only capture it (tests)
+        self.deb_cache = deb_cache
+        self.lab = Lab(self.workdir / "lab")
+        self.grid = None
+
+    def __enter__(self):
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        debs = stage_debs(self.deb_cache)
+        try:
+            self.lab.up([*WEB_HOSTS, APP_HOST], groups=INVENTORY_GROUPS)
+            shutil.rmtree(self.workdir / "grid", ignore_errors=True)  # a fresh database: no hosts of earlier runs
+            self.grid = GridProcess(self.workdir / "grid", host=self.lab.controller_ip, log_level="warning")
+            self.grid.start()
+            self.key_id, self.secret = self.grid.create_api_key()
+            self.api = self.grid.api(self.key_id, self.secret)
+            # Secrets reach ansible-playbook in a private file, not on its command line.
+            self.vars_file = self.workdir / "lab-vars.json"
+            self.vars_file.touch(mode=0o600)
+            self.vars_file.chmod(0o600)
+            self.vars_file.write_text(json.dumps({
+                "halo_agent_key": self.grid.agent_key,
+                "halo_agent_grid_url": self.grid.url,
+                "halo_agent_source": "open",
+                "lab_deb_dir": str(debs),
+            }))
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        if self.grid is not None:
+            self.grid.stop()
+        self.lab.down()
+
+    @property
+    def hosts(self):
+        return self.lab.hosts
+
+    def env(self):
+        return dict(os.environ, HALO_API_HOST=self.grid.url, HALO_API_KEY=self.key_id,
+                    HALO_API_SECRET_KEY=self.secret, ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"),
+                    ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_INVENTORY_UNPARSED_WARNING="False",
+                    ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_DISPLAY_SKIPPED_HOSTS="False",
+                    ANSIBLE_PIPELINING="True")  # one ssh round trip per task
+
+    def playbook(self, path, *args):
+        """Run a playbook (path relative to the repo) against the lab's inventory."""
+        command = [str(BIN / "ansible-playbook"), "-i", str(self.lab.inventory), "-e", "@" + str(self.vars_file),
+                   str(REPO / path), *args]
+        proc = subprocess.Popen(command, env=self.env(), cwd=REPO, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if self.echo:
+                sys.stdout.write(line)
+        proc.wait()
+        return PlaybookRun(proc.returncode, "".join(lines))
+
+    def membership(self):
+        """Host name -> group name, from the Halo API."""
+        return {server["hostname"]: server["group_name"] for server in self.api.servers()}
+
+    def ping(self, source, target=APP_HOST):
+        """Does one ping from `source` to `target` get an answer within a second?"""
+        return self.lab.exec(source, ["ping", "-c1", "-W1", "-n", self.hosts[target]]).returncode == 0
+
+    def pings(self, sources=WEB_HOSTS, target=APP_HOST):
+        """Source -> reached `target`, pinged from all sources at once."""
+        with ThreadPoolExecutor(len(sources)) as pool:
+            return dict(zip(sources, pool.map(lambda source: self.ping(source, target), sources)))
+
+    def wait_for_pings(self, expected, target=APP_HOST, attempts=10):
+        """Ping until the answers are `expected` (source -> reached): the agent on `target`
+        applies a membership change within seconds. Returns the last answers."""
+        for _ in range(attempts):
+            answers = self.pings(list(expected), target)
+            if answers == expected:
+                break
+            time.sleep(0.5)
+        return answers
