@@ -45,6 +45,7 @@ FIRST_HOST_OFFSET = 11
 # deep work directory would not).
 REGISTRY = Path("/run/halolab")
 HOST_INIT = Path(__file__).resolve().with_name("host-init.sh")
+STATE_FILE = "state.json"  # in the work directory
 # A host's name is also its veth's name in the hub namespace (IFNAMSIZ: 15).
 HOST_NAME = re.compile(r"^[a-z][a-z0-9-]{0,14}$")
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -135,7 +136,7 @@ def slot_owner(slot):
     """The work directory that holds a slot, or None when nobody claims it any more."""
     try:
         owner = Path((slot_dir(slot) / "owner").read_text().strip())
-        state = json.loads((owner / "state.json").read_text())
+        state = json.loads((owner / STATE_FILE).read_text())
     except (OSError, ValueError):
         return None
     return owner if state.get("slot") == slot else None
@@ -184,7 +185,10 @@ def close_ssh_masters(control_dir):
 
 
 def claim_slot(workdir, wanted=None):
-    """Take a free slot for workdir (or exactly `wanted`), reclaiming stale ones."""
+    """Take a free slot for workdir (or exactly `wanted`), reclaiming stale ones.
+
+    The claim is the slot's owner file plus the owner's state.json naming the slot, both
+    written under the lock: with either missing, another `up` would take the slot over."""
     with registry_lock():
         candidates = [wanted] if wanted is not None else range(SLOT_COUNT)
         for slot in candidates:
@@ -198,6 +202,7 @@ def claim_slot(workdir, wanted=None):
             else:
                 path.mkdir()
             (path / "owner").write_text(f"{workdir}\n")
+            (workdir / STATE_FILE).write_text(json.dumps({"slot": slot, "hosts": {}}) + "\n")
             # The lab's /24 is routed to its veth; the rest of 198.18.0.0/15 must never
             # follow the default route out of this machine.
             run("ip", "route", "replace", "unreachable", str(LAB_NETWORK))
@@ -227,7 +232,7 @@ class Lab:
 
     def __init__(self, workdir):
         self.workdir = Path(workdir).resolve()
-        self.state_file = self.workdir / "state.json"
+        self.state_file = self.workdir / STATE_FILE
         self.inventory = self.workdir / "inventory.yml"
         self.key = self.workdir / "id_ed25519"
 

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -126,6 +127,19 @@ def test_parallel_labs_get_separate_subnets_and_cannot_reach_each_other(lab, tmp
         assert other.exec("web1", ["hostname"]).stdout == "web1\n"
         unreachable = other.exec("web1", ["ping", "-c1", "-W1", lab.hosts["web1"]])
         assert unreachable.returncode != 0
+
+
+def test_labs_started_at_once_get_different_slots(tmp_path):
+    labs = [labctl.Lab(tmp_path / f"lab{i}") for i in range(3)]
+    try:
+        with ThreadPoolExecutor(len(labs)) as pool:
+            list(pool.map(lambda lab: lab.up(["h1"]), labs))
+        assert len({lab.state()["slot"] for lab in labs}) == len(labs)
+        for lab in labs:
+            assert lab.exec("h1", ["hostname", "-I"]).stdout.split() == [lab.hosts["h1"]]
+    finally:
+        for lab in labs:
+            lab.down()
 
 
 def lab_traces(slot):
