@@ -7,11 +7,12 @@
 # address and then only reaps orphans until labctl kills it.
 #
 # Inputs (environment): HALOLAB_HOST (hostname), HALOLAB_IP (address sshd listens on),
-# HALOLAB_PUBKEY (public key file for root), HALOLAB_MNT (an empty directory to mount
-# the host's tmpfs on; the mount is private to this namespace), HALOLAB_TMPFS_SIZE.
+# HALOLAB_PUBKEY (public key file for root), HALOLAB_HOSTS (the lab's /etc/hosts),
+# HALOLAB_MNT (an empty directory to mount the host's tmpfs on; the mount is private to
+# this namespace), HALOLAB_TMPFS_SIZE.
 set -eu
 
-: "${HALOLAB_HOST:?}" "${HALOLAB_IP:?}" "${HALOLAB_PUBKEY:?}" "${HALOLAB_MNT:?}"
+: "${HALOLAB_HOST:?}" "${HALOLAB_IP:?}" "${HALOLAB_PUBKEY:?}" "${HALOLAB_HOSTS:?}" "${HALOLAB_MNT:?}"
 size=${HALOLAB_TMPFS_SIZE:-512m}
 mnt=$HALOLAB_MNT
 root=$mnt/root
@@ -49,7 +50,7 @@ ln -s /proc/self/fd/2 "$root/dev/stderr"
 # Identity: own hostname and machine-id, so the hosts do not look like clones.
 hostname "$HALOLAB_HOST"
 echo "$HALOLAB_HOST" >"$root/etc/hostname"
-printf '127.0.0.1\tlocalhost\n%s\t%s\n' "$HALOLAB_IP" "$HALOLAB_HOST" >"$root/etc/hosts"
+cp "$HALOLAB_HOSTS" "$root/etc/hosts"
 tr -d - </proc/sys/kernel/random/uuid >"$root/etc/machine-id"
 
 # root's shell files come from the machine's root, which may run slow tool set-ups

@@ -301,6 +301,7 @@ class Lab:
         self._save(state)
         try:
             self._make_key()
+            self._write_etc_hosts(state)
             self._make_hub(state)
             children = {name: self._start_host(state, name) for name in hosts}
             self._wait_ready(state, children)
@@ -331,6 +332,12 @@ class Lab:
         if not self.key.exists():
             run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"halolab {self.workdir}",
                 "-f", str(self.key))
+
+    def _write_etc_hosts(self, state):
+        """The hosts' /etc/hosts: every lab host and the controller by name."""
+        lines = ["127.0.0.1\tlocalhost", f"{state['controller_ip']}\tcontroller"]
+        lines += [f"{host['ip']}\t{name}" for name, host in state["hosts"].items()]
+        (self.workdir / "hosts.txt").write_text("\n".join(lines) + "\n")
 
     def _make_hub(self, state):
         hub = slot_prefix(state["slot"])
@@ -372,7 +379,7 @@ class Lab:
         env = {
             "PATH": HOST_PATH, "LANG": "C.UTF-8", "HALOLAB_HOST": name,
             "HALOLAB_IP": address, "HALOLAB_PUBKEY": f"{self.key}.pub",
-            "HALOLAB_MNT": str(mountpoint),
+            "HALOLAB_HOSTS": str(self.workdir / "hosts.txt"), "HALOLAB_MNT": str(mountpoint),
         }
         with open(host_dir / "init.log", "wb") as log:
             child = subprocess.Popen(

@@ -87,8 +87,10 @@ def test_hosts_have_their_own_pid_namespace_and_identity(lab):
 
 def test_hosts_reach_each_other_and_the_controller_but_nothing_else(lab):
     web1 = lab.hosts["web1"]
-    for target in (lab.hosts["web2"], lab.controller_ip):
+    for target in ("web2", "controller"):  # by name: the lab's /etc/hosts
         assert lab.exec("web1", ["ping", "-c1", "-W2", target]).returncode == 0, target
+    resolved = lab.exec("web1", ["getent", "hosts", "web2", "controller"]).stdout.split()
+    assert resolved == [lab.hosts["web2"], "web2", lab.controller_ip, "controller"]
     # No route out of the lab from a host ...
     assert lab.exec("web1", ["ip", "route", "get", "192.0.2.1"]).returncode != 0
     # ... nor through the controller (no forwarding on its veth) ...
