@@ -111,7 +111,10 @@ options:
 attributes:
   check_mode:
     support: full
-    description: In check mode nothing is created, changed or deleted, not even a firewall service.
+    description:
+      - In check mode nothing is created, changed or deleted, not even a firewall service.
+      - A source group or zone that an earlier task would create does not exist yet in check
+        mode, so naming it fails the task.
   diff_mode:
     support: full
     description: The diff shows the policy's rules before and after, with sources and services by name.

@@ -72,7 +72,10 @@ options:
 attributes:
   check_mode:
     support: full
-    description: In check mode nothing is created, changed, moved or deleted.
+    description:
+      - In check mode nothing is created, changed, moved or deleted.
+      - A parent or policy that an earlier task would create does not exist yet in check mode,
+        so naming it fails the task.
   diff_mode:
     support: full
     description: The diff shows the managed settings before and after (policies by id).
