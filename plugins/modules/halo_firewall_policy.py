@@ -331,10 +331,13 @@ def ensure_present(module, policy):
         return result
     client.require_write_scope()
     if policy is None:
-        fields.update(name=params["name"], platform="linux")
-        policy = client.create_firewall_policy(fields)
-        result["policy_id"] = policy["id"]
-    elif fields:
+        # Rules go in with the policy: one call, and no read of a just-created policy,
+        # which the service may not find for a moment.
+        fields.update(name=params["name"], platform="linux",
+                      firewall_rules=[api_rule(rule, position) for position, rule in enumerate(wanted, 1)])
+        result["policy_id"] = client.create_firewall_policy(fields)["id"]
+        return result
+    if fields:
         client.update_firewall_policy(policy["id"], fields)
     if rules_differ:
         # New rules go in first, at the top, and the old ones (now below them) go after:

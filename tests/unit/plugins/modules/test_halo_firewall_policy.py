@@ -40,16 +40,15 @@ def script_lookups(fake, policies=None):
     fake.on("GET", "/v1/firewall_services", (200, SERVICES))
 
 
-def test_creates_the_policy_then_its_rules_in_order_with_ids(fake_halo, run_module):
+def test_creates_the_policy_with_its_rules_in_order_with_ids(fake_halo, run_module):
     script_lookups(fake_halo, policies={"firewall_policies": []})
     fake_halo.on("POST", "/v1/firewall_policies", (201, {"firewall_policy": {"id": "fw9", "name": "P"}}))
-    fake_halo.on("POST", "/v1/firewall_policies/fw9/firewall_rules", (201, {"firewall_rule": {"id": "n"}}))
     result, failed = run_module(halo_firewall_policy, dict(auth(fake_halo), name="P", rules=WANTED_RULES))
     assert not failed and result["changed"] is True and result["policy_id"] == "fw9"
-    assert fake_halo.calls("POST", "/v1/firewall_policies")[0]["body"] == {
-        "firewall_policy": {"name": "P", "platform": "linux"}}
-    bodies = [c["body"]["firewall_rule"] for c in fake_halo.calls("POST", "/v1/firewall_policies/fw9/firewall_rules")]
-    assert bodies == [
+    assert writes(fake_halo) == [("POST", "/v1/firewall_policies")]
+    created = fake_halo.calls("POST", "/v1/firewall_policies")[0]["body"]["firewall_policy"]
+    assert (created["name"], created["platform"]) == ("P", "linux")
+    assert created["firewall_rules"] == [
         {"chain": "INPUT", "action": "DROP", "active": True, "firewall_source": {"id": "gd", "type": "Group"},
          "firewall_service": None, "connection_states": None, "log": True, "log_prefix": None,
          "comment": "Not yet admitted", "position": 1},
@@ -113,7 +112,6 @@ def test_a_zone_source_and_a_new_port_service(fake_halo, run_module):
     fake_halo.on("POST", "/v1/firewall_services", (201, {"firewall_service": {
         "id": "svc-new", "name": "8080/TCP", "port": "8080", "protocol": "TCP"}}))
     fake_halo.on("POST", "/v1/firewall_policies", (201, {"firewall_policy": {"id": "fw9", "name": "P"}}))
-    fake_halo.on("POST", "/v1/firewall_policies/fw9/firewall_rules", (201, {"firewall_rule": {"id": "n"}}))
     rules = [{"action": "ACCEPT", "source": {"zone": "Admin network"}, "service": {"port": "8080"}},
              {"action": "ACCEPT", "service": {"port": "22", "protocol": "TCP"}}]
     result, failed = run_module(halo_firewall_policy, dict(auth(fake_halo), name="P", rules=rules))
@@ -121,7 +119,7 @@ def test_a_zone_source_and_a_new_port_service(fake_halo, run_module):
     assert fake_halo.calls("POST", "/v1/firewall_services")[0]["body"] == {
         "firewall_service": {"name": "8080/TCP", "port": "8080", "protocol": "TCP"}}
     assert len(fake_halo.calls("POST", "/v1/firewall_services")) == 1  # 22/TCP is the existing ssh service
-    bodies = [c["body"]["firewall_rule"] for c in fake_halo.calls("POST", "/v1/firewall_policies/fw9/firewall_rules")]
+    bodies = fake_halo.calls("POST", "/v1/firewall_policies")[0]["body"]["firewall_policy"]["firewall_rules"]
     assert [(b["firewall_source"], b["firewall_service"]) for b in bodies] == [
         ({"id": "z1", "type": "FirewallZone"}, "svc-new"), (None, "svc-ssh")]
 
