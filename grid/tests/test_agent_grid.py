@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import unique
+from gridhelpers import unique
 from fixtures.trees import make_compliant_tree, make_failing_tree
 from halogrid.testing import AgentProcess, GridProcess, make_self_signed_cert
 

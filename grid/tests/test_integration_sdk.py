@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import register
+from gridhelpers import register
 from halogrid.testing import GridProcess, make_self_signed_cert
 
 cloudpassage = pytest.importorskip("cloudpassage")

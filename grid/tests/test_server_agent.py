@@ -8,7 +8,7 @@ import time
 
 import requests
 
-from conftest import Agent, register, unique
+from gridhelpers import Agent, register, unique
 from halogrid.testing import GridProcess
 
 

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from conftest import register, run_scan, unique
+from gridhelpers import register, run_scan, unique
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 MISSING = "f" * 32

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import register, unique
+from gridhelpers import register, unique
 
 BODIES = [b"", b"null", b"{", b"[]", b"123", b'"x"', b"{}", b'{"x": 1}',
           b'{"%(key)s": null}', b'{"%(key)s": []}', b'{"%(key)s": "str"}',

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import requests
 
-from conftest import register, run_scan
+from gridhelpers import register, run_scan
 from halogrid.testing import GridProcess
 
 

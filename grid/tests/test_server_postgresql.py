@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from conftest import fresh_pg_database, register, run_scan
+from gridhelpers import fresh_pg_database, register, run_scan
 from halogrid.testing import GridProcess
 
 ADMIN_URL = os.environ.get("HALOGRID_TEST_PG_URL")

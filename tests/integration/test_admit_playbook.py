@@ -20,15 +20,14 @@ def test_second_run_changes_nothing(two_hosts):
 def test_check_mode_moves_nothing_and_says_what_would_move(two_hosts):
     # A first real scan gives check mode stored results to judge from; then undo the move.
     assert two_hosts.playbook("admit.yml").rc == 0
-    web1 = next(s for s in two_hosts.client.list_servers() if s["server_label"] == "web1")
-    two_hosts.client.move_server(web1["id"], two_hosts.groups["ProdWebDirty"])
-    scans_before = two_hosts.client.paginate("/v1/scans", "scans")
+    two_hosts.move("web1", "ProdWebDirty")
+    scans_before = two_hosts.scan_count()
 
     run = two_hosts.playbook("admit.yml", "--check")
     assert run.rc == 0, run
     assert "Would promote to ProdWebClean: " in run.output
     assert two_hosts.membership() == {"web1": "ProdWebDirty", "web2": "ProdWebDirty"}
-    assert len(two_hosts.client.paginate("/v1/scans", "scans")) == len(scans_before)
+    assert two_hosts.scan_count() == scans_before
 
 
 def test_a_wrong_secret_fails_with_one_clear_line_and_moves_nothing(two_hosts):

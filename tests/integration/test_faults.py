@@ -4,7 +4,7 @@ message that names what happened; never a traceback, never a dirty host promoted
 
 import time
 
-from conftest import Admission, add_web_hosts
+from playbook_env import Admission, add_web_hosts
 from halogrid.testing import make_self_signed_cert
 
 EXPECTED = {"web1": "ProdWebClean", "web2": "ProdWebDirty"}
@@ -38,10 +38,10 @@ def test_admission_over_tls_verifies_the_grid_with_the_given_ca(tmp_path):
 def test_a_grid_restarted_while_scans_run_does_not_break_admission(tmp_path):
     with Admission(tmp_path) as env:
         add_web_hosts(env)
-        scans_before = len(env.client.paginate("/v1/scans", "scans"))
+        scans_before = env.scan_count()
         running = env.start_playbook("admit.yml", "-e", "halo_scan_timeout=60")
         deadline = time.monotonic() + 60
-        while len(env.client.paginate("/v1/scans", "scans")) == scans_before:
+        while env.scan_count() == scans_before:
             assert time.monotonic() < deadline, "no scan started"
             time.sleep(0.05)
         env.grid.restart()  # same port and database; the client's connection retries carry it over

@@ -213,29 +213,36 @@ class GridProcess:
         return self._agent_key
 
     def api(self, key_id: Optional[str] = None, secret: Optional[str] = None,
-            read_only: bool = False) -> "HaloClient":
+            read_only: bool = False, rate_limit_retries: int = 0) -> "GridAPI":
         if key_id is None:
             key_id, secret = self.create_api_key(read_only=read_only)
-        return HaloClient(self.url, key_id, secret, verify=not self.tls)
+        return GridAPI(self.url, key_id, secret, verify=not self.tls,
+                       rate_limit_retries=rate_limit_retries)
 
 
-class HaloClient:
-    """A minimal Halo API client for tests (requests-based; re-authenticates on 401)."""
+class GridAPI:
+    """Raw Halo API calls for tests: answers come back as responses, so tests can assert on
+    status codes. (The collection's client is plugins/module_utils/halo_api.py.)"""
 
-    def __init__(self, url: str, key_id: str, secret: str, verify: bool = True) -> None:
+    def __init__(self, url: str, key_id: str, secret: str, verify: bool = True,
+                 rate_limit_retries: int = 0) -> None:
+        """rate_limit_retries: how often a 429 is waited out (Retry-After) and repeated;
+        0 hands the 429 to the test."""
         import requests
 
         self.url = url.rstrip("/")
         self.key_id, self.secret = key_id, secret
         self.session = requests.Session()
-        self.session.verify = verify
+        # Passed with every request: a session's own `verify` loses to REQUESTS_CA_BUNDLE.
+        self.verify = verify
+        self.rate_limit_retries = rate_limit_retries
         self.token: Optional[str] = None
         self.scope: Optional[str] = None
 
     def authenticate(self) -> Dict[str, Any]:
         r = self.session.post(self.url + "/oauth/access_token",
                               params={"grant_type": "client_credentials"},
-                              auth=(self.key_id, self.secret))
+                              auth=(self.key_id, self.secret), verify=self.verify)
         r.raise_for_status()
         data = r.json()
         self.token, self.scope = data["access_token"], data["scope"]
@@ -244,12 +251,18 @@ class HaloClient:
     def request(self, method: str, path: str, **kw: Any):
         if self.token is None:
             self.authenticate()
+        kw.setdefault("verify", self.verify)
         headers = dict(kw.pop("headers", {}) or {})
         headers["Authorization"] = "Bearer %s" % self.token
         r = self.session.request(method, self.url + path, headers=headers, **kw)
         if r.status_code == 401:
             self.authenticate()
             headers["Authorization"] = "Bearer %s" % self.token
+            r = self.session.request(method, self.url + path, headers=headers, **kw)
+        for _ in range(self.rate_limit_retries):
+            if r.status_code != 429:
+                break
+            time.sleep(float(r.headers.get("Retry-After") or 1))
             r = self.session.request(method, self.url + path, headers=headers, **kw)
         return r
 
@@ -361,7 +374,7 @@ class AgentProcess:
         except (OSError, ValueError, KeyError):
             return None
 
-    def wait_registered(self, api: Optional[HaloClient] = None, timeout: float = 30.0
+    def wait_registered(self, api: Optional[GridAPI] = None, timeout: float = 30.0
                         ) -> Any:
         """Wait for agent.json (and, given `api`, return the server object)."""
         deadline = time.monotonic() + timeout
