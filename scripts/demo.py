@@ -1,15 +1,30 @@
 #!/usr/bin/env python3
-"""`make demo`: Application Membership Control end to end against the embedded grid.
+"""`make demo`: Application Membership Control end to end, the seed's lab on real hosts.
 
-Starts a grid on loopback with a fresh database, sets up the lab's groups and policies with
-playbooks/lab.yml, starts two agents tagged NewDirty on prepared root trees (web1 complies
-with the policy, web2 allows root logins over ssh and more), runs playbooks/admit.yml and
-shows the group membership before and after. Everything it starts, it stops.
+With root and network namespaces: three lab hosts (web1, web2, app1; lab/labctl.py) and a
+grid on the lab's controller address, then the seed's steps with the collection's playbooks:
+
+  1-3   playbooks/lab.yml          groups, configuration policy, firewall policy on
+                                   CriticalApplication (drop ProdWebDirty, accept ProdWebClean)
+  4-7   scripts/lab/workloads.yml  harden web1, let root log in on web2, the agent on app1
+                                   (role halo_agent) and app1 into CriticalApplication
+  8-9   playbooks/provision.yml -e halo_provision_admit=false
+                                   the agent with the tag NewDirty on web1 and web2; both
+                                   register into ProdWebDirty
+  10    ping matrix: neither web host reaches app1 (app1's agent applies the firewall)
+  11    playbooks/provision.yml    the same playbook again, now admitting: the role changes
+                                   nothing, the scan passes web1 only, web1 moves to ProdWebClean
+        ping matrix: web1 reaches app1, web2 still does not; web2's failed rules.
+
+Without them (not root, no `ip netns`, ...) it says why and falls back to agents scanning
+prepared root trees. Everything it starts (lab hosts, grid, agents) it stops, also on failure
+or Ctrl-C; logs stay in .demo/.
 """
 
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -22,13 +37,16 @@ WORKDIR = REPO / ".demo"
 BIN = Path(sys.executable).parent
 
 
-def load_tree_builder():
-    # The same stdlib-only builder the tests use: one definition of "compliant".
-    path = REPO / "grid" / "tests" / "fixtures" / "trees.py"
-    spec = importlib.util.spec_from_file_location("halo_trees", path)
+def load_module(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_tree_builder():
+    # The same stdlib-only builder the tests use: one definition of "compliant".
+    return load_module("halo_trees", REPO / "grid" / "tests" / "fixtures" / "trees.py")
 
 
 def banner(text):
@@ -58,15 +76,65 @@ def wait_for_staging(api, count, timeout=30):
     raise SystemExit("only %d of %d agents registered into ProdWebDirty" % (len(staged), count))
 
 
-def main():
+
+def show_pings(lab, title, answers, groups):
+    print("\n  %s: ping -c1 -W1 from each web host to app1 (%s)" % (title, lab.hosts["app1"]))
+    for host, reached in answers.items():
+        print("    %-5s %-13s -> app1  %s" % (host, groups[host], "replies" if reached else "no reply"))
+
+
+def lab_demo(seedlab):
+    workdir = WORKDIR / "lab"
+    started = time.monotonic()
+    with seedlab.SeedLab(workdir, echo=True) as lab:
+        banner("lab hosts %s; grid %s" % (", ".join("%s=%s" % item for item in lab.hosts.items()), lab.grid.url))
+
+        def step(title, path, *args):
+            banner("%s: ansible-playbook %s" % (title, " ".join((path,) + args)))
+            run = lab.playbook(path, *args)
+            if run.rc != 0:
+                raise SystemExit("%s failed (rc %d)" % (path, run.rc))
+            return run
+
+        step("steps 1-3, groups and policies", "playbooks/lab.yml")
+        step("steps 4-7, the workloads and the application", "scripts/lab/workloads.yml")
+        step("steps 8-9, the agent with the tag NewDirty on the new web hosts",
+             "playbooks/provision.yml", "-e", "halo_provision_admit=false")
+        before_groups = lab.membership()
+        before = lab.wait_for_pings({"web1": False, "web2": False})
+        banner("step 10, before admission")
+        show_pings(lab, "before admission", before, before_groups)
+
+        step("step 11, admission of exactly the new hosts", "playbooks/provision.yml")
+        after_groups = lab.membership()
+        after = lab.wait_for_pings({"web1": True, "web2": False})
+
+        banner("the seed's outcome")
+        print("  %-5s %-34s %-34s" % ("host", "before admission", "after admission"))
+        for host in ("web1", "web2"):
+            print("  %-5s %-34s %-34s" % (host, "%s, %s" % (before_groups[host], "reaches app1" if before[host] else "app1 blocked"),
+                                          "%s, %s" % (after_groups[host], "reaches app1" if after[host] else "app1 blocked")))
+        print("  %-5s %s" % ("app1", after_groups["app1"]))
+        print("\n  web2 stays in %s; its failed rules:" % after_groups["web2"])
+        for rule in lab.failed_rules("web2"):
+            print("    - " + rule)
+        expected = ({"web1": False, "web2": False}, {"web1": True, "web2": False})
+        if (before, after) != expected:
+            raise SystemExit("the firewall did not behave as the seed describes (logs in %s)" % workdir)
+    banner("done in %.1fs; lab hosts and grid stopped (logs in %s)" % (time.monotonic() - started, workdir))
+
+
+def tree_demo():
+    """The fallback without lab hosts: agents scan prepared root trees (`haloagent run --root`)."""
     if os.geteuid() != 0:
         print("note: not root, so the prepared trees cannot carry root-owned files; web1 may not pass")
-    shutil.rmtree(WORKDIR, ignore_errors=True)
-    WORKDIR.mkdir()
+    workdir = workdir / "trees"
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
     trees = load_tree_builder()
     started = time.monotonic()
     agents = []
-    with GridProcess(WORKDIR / "grid") as grid:
+    with GridProcess(workdir / "grid") as grid:
         try:
             key_id, secret = grid.create_api_key()
             banner("grid %s (database %s), API key %s" % (grid.url, grid.db, key_id))
@@ -77,10 +145,10 @@ def main():
 
             banner("two new workloads install the agent with --tag NewDirty")
             for label, compliant in (("web1", True), ("web2", False)):
-                root = WORKDIR / label
+                root = workdir / label
                 (trees.make_compliant_tree if compliant else trees.make_failing_tree)(str(root))
                 (root / "etc" / "hostname").write_text(label + "\n")
-                agent = AgentProcess(grid.url, grid.agent_key, root=root, state_dir=WORKDIR / ("state-" + label),
+                agent = AgentProcess(grid.url, grid.agent_key, root=root, state_dir=workdir / ("state-" + label),
                                      tag="NewDirty", server_label=label)
                 agents.append(agent.start())
                 print("  %s: haloagent run --root %s --tag NewDirty" % (label, root))
@@ -96,7 +164,20 @@ def main():
         finally:
             for agent in agents:
                 agent.stop()
-    banner("done in %.1fs; grid and agents stopped (logs in %s)" % (time.monotonic() - started, WORKDIR))
+    banner("done in %.1fs; grid and agents stopped (logs in %s)" % (time.monotonic() - started, workdir))
+
+
+def main():
+    # SIGTERM (a CI timeout) unwinds like Ctrl-C, so every `with` stops what it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    seedlab = load_module("seedlab", REPO / "scripts" / "lab" / "seedlab.py")
+    missing = seedlab.missing_requirements()
+    if missing:
+        print("Lab hosts cannot run here (%s): falling back to agents scanning prepared root trees,"
+              " without the firewall part." % ", ".join(missing))
+        tree_demo()
+    else:
+        lab_demo(seedlab)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ INVENTORY_GROUPS = {
 # What the hardened host needs that this machine's root does not have (staged once).
 RSYSLOG_DEBS = ("rsyslog", "libestr0", "libfastjson4", "liblognorm5")
 DEB_CACHE = REPO / ".lab" / "debs"
-RECAP = re.compile(r"^\S+\s*:\s*ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
 def missing_requirements():
@@ -71,13 +71,14 @@ def stage_debs(cache=DEB_CACHE):
 
 
 class PlaybookRun:
-    """An ansible-playbook run: its exit code, output and PLAY RECAP summed over hosts."""
+    """An ansible-playbook run: its exit code, output and PLAY RECAP (per host and summed)."""
 
     def __init__(self, rc, output):
         self.rc = rc
         self.output = output
-        counts = [tuple(int(n) for n in match) for match in RECAP.findall(output)]
-        self.changed, self.unreachable, self.failed = (sum(column) for column in zip(*counts)) if counts else (None,) * 3
+        self.recap = {host: dict(zip(("ok", "changed", "unreachable", "failed"), map(int, counts)))
+                      for host, *counts in RECAP.findall(output)}
+        self.changed = sum(host["changed"] for host in self.recap.values()) if self.recap else None
 
     def __repr__(self):
         return "PlaybookRun(rc=%s)\n%s" % (self.rc, self.output)
@@ -92,6 +93,7 @@ class SeedLab:
         self.deb_cache = deb_cache
         self.lab = Lab(self.workdir / "lab")
         self.grid = None
+        self.vars_file = self.workdir / "lab-vars.json"
 
     def __enter__(self):
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -104,7 +106,6 @@ class SeedLab:
             self.key_id, self.secret = self.grid.create_api_key()
             self.api = self.grid.api(self.key_id, self.secret)
             # Secrets reach ansible-playbook in a private file, not on its command line.
-            self.vars_file = self.workdir / "lab-vars.json"
             self.vars_file.touch(mode=0o600)
             self.vars_file.chmod(0o600)
             self.vars_file.write_text(json.dumps({
@@ -122,6 +123,7 @@ class SeedLab:
         if self.grid is not None:
             self.grid.stop()
         self.lab.down()
+        self.vars_file.unlink(missing_ok=True)
 
     @property
     def hosts(self):
@@ -151,6 +153,12 @@ class SeedLab:
     def membership(self):
         """Host name -> group name, from the Halo API."""
         return {server["hostname"]: server["group_name"] for server in self.api.servers()}
+
+    def failed_rules(self, hostname):
+        """Names of the rules that failed in the host's latest configuration scan."""
+        server = next(s for s in self.api.servers() if s["hostname"] == hostname)
+        scan = self.api.ok("GET", "/v1/servers/%s/sca" % server["id"])["scan"]
+        return sorted(finding["rule_name"] for finding in scan["findings"] if finding["status"] != "good")
 
     def ping(self, source, target=APP_HOST):
         """Does one ping from `source` to `target` get an answer within a second?"""

@@ -46,6 +46,7 @@ def seed(tmp_path_factory):
 
         observed["admission"] = lab.playbook("playbooks/provision.yml")
         observed["membership_after"] = lab.membership()
+        observed["web2_failed_rules"] = lab.failed_rules("web2")
         observed["pings_after"] = lab.wait_for_pings(ADMITTED)
 
         observed["second_admission"] = lab.playbook("playbooks/provision.yml")
@@ -63,6 +64,8 @@ def test_new_hosts_register_into_staging_and_cannot_reach_the_application(seed):
 def test_admission_moves_only_the_compliant_host_and_opens_the_path_for_it_only(seed):
     run = seed["admission"]
     assert run.rc == 0, run
+    # The agents were installed by the first run: only the move of web1 changes something.
+    assert {host: counts["changed"] for host, counts in run.recap.items()} == {"localhost": 1, "web1": 0, "web2": 0}
     assert '"Promoted to ProdWebClean: web1"' in run.output
     assert seed["membership_after"] == {"web1": "ProdWebClean", "web2": "ProdWebDirty",
                                         "app1": "CriticalApplication"}
@@ -75,6 +78,8 @@ def test_the_failed_rules_of_the_host_kept_in_staging_are_named(seed):
     kept = output[output.index("web2: completed_with_errors"):]
     assert "SSH root login is disabled or key-only (bad)" in kept
     assert "PermitRootLogin: expected no|prohibit-password|without-password, actual yes" in kept
+    # The grid stored the same verdict: web2's latest scan fails that rule.
+    assert "SSH root login is disabled or key-only" in seed["web2_failed_rules"]
 
 
 def test_a_second_run_changes_nothing(seed):
