@@ -9,7 +9,7 @@ COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/cloudpassage/halo
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo test test-python venv clean
+.PHONY: demo test test-python test-collection test-molecule venv clean
 
 venv: $(VENV)/.installed $(COLLECTION_LINK)
 
@@ -26,12 +26,23 @@ $(COLLECTION_LINK):
 demo: venv
 	$(BIN)/python scripts/demo.py
 
-test: test-python
+# Every test: the Python suites, the collection checks, and the role's molecule scenario.
+test: test-python test-collection test-molecule
 
 # Grid and agent, the collection's unit tests, and the integration tests that run real
-# ansible-playbook against a real grid and real agents.
+# ansible-playbook against a real grid, real agents and lab hosts. They mostly wait on
+# processes, so four workers fit two cores.
 test-python: venv
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 4
+
+# What a collection reviewer runs: changelog lint, Galaxy build + install + ansible-doc,
+# ansible-lint (production profile), ansible-test units and sanity.
+test-collection: venv
+	tests/ci/all.sh
+
+# The halo_agent role on lab hosts against a real grid (delegated driver, no Docker).
+test-molecule: venv
+	molecule test -s default
 
 clean:
 	rm -rf $(VENV) $(COLLECTIONS) tests/output .demo .pytest_cache
