@@ -128,7 +128,7 @@ def tree_demo():
     """The fallback without lab hosts: agents scan prepared root trees (`haloagent run --root`)."""
     if os.geteuid() != 0:
         print("note: not root, so the prepared trees cannot carry root-owned files; web1 may not pass")
-    workdir = workdir / "trees"
+    workdir = WORKDIR / "trees"
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     trees = load_tree_builder()
