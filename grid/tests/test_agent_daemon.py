@@ -292,3 +292,21 @@ def test_sigterm_stops_a_waiting_agent(grid, tmp_path, root, python):
     process.stderr.close()
     assert "registered as server" in log and "stopped" in log
     assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", log)  # timestamped lines on stderr
+
+
+def test_run_takes_the_daemon_key_from_the_environment_and_refuses_to_start_without_one(
+        tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    from haloagent.cli import build_parser
+
+    monkeypatch.delenv("HALOAGENT_AGENT_KEY", raising=False)
+    missing = subprocess.run([sys.executable, "-m", "haloagent", "run", "--grid", "http://127.0.0.1:9",
+                              "--once", "--state-dir", str(tmp_path), "--no-firewall"],
+                             capture_output=True, text=True, timeout=30)
+    assert missing.returncode == 2
+    assert "--agent-key or $HALOAGENT_AGENT_KEY" in missing.stderr
+
+    monkeypatch.setenv("HALOAGENT_AGENT_KEY", "k" * 32)
+    assert build_parser().parse_args(["run", "--grid", "http://127.0.0.1:9"]).agent_key == "k" * 32

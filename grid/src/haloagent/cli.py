@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from typing import Any, Dict, List, Optional
 
@@ -40,6 +41,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from .agent import Agent, AgentConfig
 
+    if not args.agent_key:
+        print("haloagent: the daemon key is required: --agent-key or $HALOAGENT_AGENT_KEY", file=sys.stderr)
+        return 2
     config = AgentConfig(
         grid=args.grid.rstrip("/"), agent_key=args.agent_key, tag=args.tag,
         server_label=args.server_label, state_dir=args.state_dir, root=args.root,
@@ -63,7 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="register with a grid and run its commands")
     run.add_argument("--grid", required=True, help="grid URL, e.g. https://grid.example:8443")
-    run.add_argument("--agent-key", required=True, help="the grid's daemon key")
+    # The key is a secret: on a shared host, prefer the environment to the command line,
+    # which every local user can read in ps.
+    run.add_argument("--agent-key", default=os.environ.get("HALOAGENT_AGENT_KEY"),
+                     help="the grid's daemon key (default: $HALOAGENT_AGENT_KEY)")
     run.add_argument("--tag", help="group tag to join at first registration (e.g. NewDirty)")
     run.add_argument("--server-label", help="label shown for this server")
     run.add_argument("--state-dir", default="/var/lib/haloagent",
