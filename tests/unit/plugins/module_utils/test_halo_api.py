@@ -106,8 +106,8 @@ def test_pagination_follows_next_to_the_last_page_on_our_own_host(fake_halo):
 
 @pytest.mark.parametrize("status, body, expected", [
     (404, {"resource": "group", "field": "id", "value": "nope"}, "HTTP 404: no group with id nope"),
-    (422, {"message": "Validation Failed", "errors": [{"field": "name", "value": "", "code": "required",
-                                                        "details": "Name required"}]},
+    (422, {"message": "Validation Failed",
+           "errors": [{"field": "name", "value": "", "code": "required", "details": "Name required"}]},
      "HTTP 422: Validation Failed (Name required)"),
     (403, {"error": "Forbidden: read-only key"}, "HTTP 403: Forbidden: read-only key"),
     (400, {"error": "group object missing"}, "HTTP 400: group object missing"),
@@ -154,8 +154,8 @@ def test_an_unreachable_api_is_one_clear_error():
 
 
 def test_unknown_group_lists_the_known_ones(fake_halo):
-    fake_halo.on("GET", "/v1/groups", (200, {"groups": [{"id": "1", "name": "ProdWebDirty"},
-                                                       {"id": "2", "name": "ProdWebClean"}]}))
+    groups = [{"id": "1", "name": "ProdWebDirty"}, {"id": "2", "name": "ProdWebClean"}]
+    fake_halo.on("GET", "/v1/groups", (200, {"groups": groups}))
     client = client_for(fake_halo)
     assert client.find_group("ProdWebClean")["id"] == "2"
     assert client.find_group("1")["name"] == "ProdWebDirty"

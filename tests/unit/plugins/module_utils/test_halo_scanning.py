@@ -55,10 +55,10 @@ def scan(id_, status, critical=0, non_critical=0, findings=()):
 SERVERS = [{"id": "s1", "hostname": "web1"}, {"id": "s2", "hostname": "web2"}]
 
 
-def run(client, servers=SERVERS, timeout=30):
+def run(client, servers=None, timeout=30):
     clock = FakeClock()
     scanner = Scanner(client, timeout=timeout, poll_interval=1, max_workers=1, clock=clock, sleep=clock.sleep)
-    return scanner.scan(servers)
+    return scanner.scan(SERVERS if servers is None else servers)
 
 
 def test_clean_server_passes_and_dirty_server_reports_its_failed_rule():
