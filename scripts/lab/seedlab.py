@@ -14,6 +14,7 @@ scaffolding); this module only starts things, runs playbooks and looks at the ho
 Everything it starts (lab hosts, grid) is stopped on leaving the `with`, also on failure.
 """
 
+import fcntl
 import json
 import os
 import re
@@ -63,10 +64,12 @@ def missing_requirements():
 def stage_debs(cache=DEB_CACHE):
     """The rsyslog packages for the hardened host, downloaded on the controller once."""
     cache.mkdir(parents=True, exist_ok=True)
-    have = {path.name.split("_")[0] for path in cache.glob("*.deb")}
-    if not set(RSYSLOG_DEBS) <= have:
-        subprocess.run(["apt-get", "download", "-q", *RSYSLOG_DEBS], cwd=cache, check=True,
-                       stdout=subprocess.DEVNULL)
+    with open(cache.with_name(cache.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # labs of parallel test workers share the cache
+        have = {path.name.split("_")[0] for path in cache.glob("*.deb")}
+        if not set(RSYSLOG_DEBS) <= have:
+            subprocess.run(["apt-get", "download", "-q", *RSYSLOG_DEBS], cwd=cache, check=True,
+                           stdout=subprocess.DEVNULL)
     return cache
 
 

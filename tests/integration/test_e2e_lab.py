@@ -4,8 +4,8 @@ drops ProdWebDirty; admission opens the path for web1 (hardened) and only for it
 
 Real everything: lab hosts (network namespaces, own roots, sshd), a grid on the lab's
 controller address, the agents installed by the halo_agent role applying nftables on app1,
-ansible-playbook over ssh, ping. The lab is built once for the module (about a minute);
-each test asserts one part of the seed's outcome.
+ansible-playbook over ssh, ping. One test, in the seed's order: building the lab takes over
+a minute, and one test function keeps it to one lab also under pytest-xdist.
 """
 
 import importlib.util
@@ -32,58 +32,35 @@ BLOCKED = {"web1": False, "web2": False}
 ADMITTED = {"web1": True, "web2": False}
 
 
-@pytest.fixture(scope="module")
-def seed(tmp_path_factory):
-    """Runs the seed's steps once and records what the hosts and the grid showed."""
-    observed = {}
-    with seedlab.SeedLab(tmp_path_factory.mktemp("seed")) as lab:
+def test_the_seeds_lab_end_to_end(tmp_path):
+    with seedlab.SeedLab(tmp_path) as lab:
         for step in (("playbooks/lab.yml",), ("scripts/lab/workloads.yml",),
                      ("playbooks/provision.yml", "-e", "halo_provision_admit=false")):
             run = lab.playbook(*step)
             assert run.rc == 0, run
-        observed["membership_before"] = lab.membership()
-        observed["pings_before"] = lab.wait_for_pings(BLOCKED)
 
-        observed["admission"] = lab.playbook("playbooks/provision.yml")
-        observed["membership_after"] = lab.membership()
-        observed["web2_failed_rules"] = lab.failed_rules("web2")
-        observed["pings_after"] = lab.wait_for_pings(ADMITTED)
+        # Steps 9-10: both new hosts wait in staging and cannot reach the application.
+        assert lab.membership() == {"web1": "ProdWebDirty", "web2": "ProdWebDirty", "app1": "CriticalApplication"}
+        assert lab.wait_for_pings(BLOCKED) == BLOCKED
 
-        observed["second_admission"] = lab.playbook("playbooks/provision.yml")
-        observed["membership_final"] = lab.membership()
-        observed["pings_final"] = lab.pings()
-        yield observed
+        # Step 11: only the hardened host is admitted, and only its path opens.
+        run = lab.playbook("playbooks/provision.yml")
+        assert run.rc == 0, run
+        # The agents were installed by the first run: only the move of web1 changes something.
+        assert {host: counts["changed"] for host, counts in run.recap.items()} == {"localhost": 1, "web1": 0, "web2": 0}
+        assert '"Promoted to ProdWebClean: web1"' in run.output
+        assert lab.membership() == {"web1": "ProdWebClean", "web2": "ProdWebDirty", "app1": "CriticalApplication"}
+        assert lab.wait_for_pings(ADMITTED) == ADMITTED
 
+        # The host kept in staging is told why, and the grid stored the same verdict.
+        assert '"Kept in ProdWebDirty: web2"' in run.output
+        kept = run.output[run.output.index("web2: completed_with_errors"):]
+        assert "SSH root login is disabled or key-only (bad)" in kept
+        assert "PermitRootLogin: expected no|prohibit-password|without-password, actual yes" in kept
+        assert "SSH root login is disabled or key-only" in lab.failed_rules("web2")
 
-def test_new_hosts_register_into_staging_and_cannot_reach_the_application(seed):
-    assert seed["membership_before"] == {"web1": "ProdWebDirty", "web2": "ProdWebDirty",
-                                         "app1": "CriticalApplication"}
-    assert seed["pings_before"] == BLOCKED
-
-
-def test_admission_moves_only_the_compliant_host_and_opens_the_path_for_it_only(seed):
-    run = seed["admission"]
-    assert run.rc == 0, run
-    # The agents were installed by the first run: only the move of web1 changes something.
-    assert {host: counts["changed"] for host, counts in run.recap.items()} == {"localhost": 1, "web1": 0, "web2": 0}
-    assert '"Promoted to ProdWebClean: web1"' in run.output
-    assert seed["membership_after"] == {"web1": "ProdWebClean", "web2": "ProdWebDirty",
-                                        "app1": "CriticalApplication"}
-    assert seed["pings_after"] == ADMITTED
-
-
-def test_the_failed_rules_of_the_host_kept_in_staging_are_named(seed):
-    output = seed["admission"].output
-    assert "Kept in ProdWebDirty: web2" in output
-    kept = output[output.index("web2: completed_with_errors"):]
-    assert "SSH root login is disabled or key-only (bad)" in kept
-    assert "PermitRootLogin: expected no|prohibit-password|without-password, actual yes" in kept
-    # The grid stored the same verdict: web2's latest scan fails that rule.
-    assert "SSH root login is disabled or key-only" in seed["web2_failed_rules"]
-
-
-def test_a_second_run_changes_nothing(seed):
-    run = seed["second_admission"]
-    assert (run.rc, run.changed) == (0, 0), run
-    assert seed["membership_final"] == seed["membership_after"]
-    assert seed["pings_final"] == ADMITTED
+        # A second admission run changes nothing.
+        second = lab.playbook("playbooks/provision.yml")
+        assert (second.rc, second.changed) == (0, 0), second
+        assert lab.membership() == {"web1": "ProdWebClean", "web2": "ProdWebDirty", "app1": "CriticalApplication"}
+        assert lab.pings() == ADMITTED
