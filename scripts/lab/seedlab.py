@@ -146,11 +146,17 @@ class SeedLab:
         proc = subprocess.Popen(command, env=self.env(), cwd=REPO, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         lines = []
-        for line in proc.stdout:
-            lines.append(line)
-            if self.echo:
-                sys.stdout.write(line)
-        proc.wait()
+        try:
+            for line in proc.stdout:
+                lines.append(line)
+                if self.echo:
+                    sys.stdout.write(line)
+            proc.wait()
+        finally:
+            if proc.poll() is None:  # interrupted: no ansible left running against a lab going down
+                proc.terminate()
+                proc.wait()
+            proc.stdout.close()
         return PlaybookRun(proc.returncode, "".join(lines))
 
     def membership(self):
