@@ -14,7 +14,12 @@ description:
   - Makes one host of each Halo server, and one inventory group of each Halo server group
     (its name with characters that are not valid in group names replaced by C(_)).
   - Host variables C(halo_*) carry what Halo knows of the server; O(compose), O(groups) and
-    O(keyed_groups) build more from them.
+    O(keyed_groups) build more from them. They are C(halo_id), C(halo_hostname),
+    C(halo_server_label), C(halo_reported_fqdn), C(halo_group_id), C(halo_group_name),
+    C(halo_group_path), C(halo_primary_ip_address), C(halo_connecting_ip_address),
+    C(halo_interfaces), C(halo_state), C(halo_platform), C(halo_platform_version),
+    C(halo_os_version), C(halo_kernel_name), C(halo_daemon_version), C(halo_firewall_policy),
+    C(halo_last_state_change) and C(halo_created_at), as the API names the server's fields.
   - The inventory source is a YAML file whose name ends with C(halo.yml) or C(halo.yaml).
 author:
   - cloudpassage.halo contributors (@cloudpassage)
@@ -101,7 +106,7 @@ from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import 
     find_by_name_or_id,
 )
 
-# Server fields that become host variables, as halo_<field>.
+# Server fields that become host variables, as halo_<field> (listed in DOCUMENTATION too).
 HOSTVAR_FIELDS = (
     "id", "hostname", "server_label", "reported_fqdn", "group_id", "group_name", "group_path",
     "primary_ip_address", "connecting_ip_address", "interfaces", "state", "platform",

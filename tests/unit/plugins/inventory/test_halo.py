@@ -1,6 +1,8 @@
 """The cloudpassage.halo.halo inventory plugin, loaded as Ansible loads it, against a
 scripted API: hosts, groups, host variables, filters, constructed features, cache."""
 
+import re
+
 import pytest
 import yaml
 from ansible.errors import AnsibleParserError
@@ -9,6 +11,7 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import inventory_loader
 
 from ansible_collections.cloudpassage.halo.plugins.doc_fragments import auth, auth_plugin
+from ansible_collections.cloudpassage.halo.plugins.inventory import halo
 from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import AUTH_ARGUMENT_SPEC
 
 GROUPS = {"groups": [{"id": "gd", "name": "ProdWebDirty"}, {"id": "gc", "name": "Prod Web-Clean"},
@@ -137,3 +140,11 @@ def test_plugin_and_module_auth_docs_follow_the_argument_spec():
             assert documented.get("default") == spec.get("default"), name
             assert documented.get("required", False) == spec.get("required", False), name
         assert [entry["name"] for entry in plugin_options[name]["env"]] == spec["fallback"][1], name
+
+
+def test_the_documented_host_variables_are_the_ones_set(fake_halo, parse):
+    documented = re.findall(r"C\((halo_\w+)\)", " ".join(yaml.safe_load(halo.DOCUMENTATION)["description"]))
+    fake_halo.on("GET", "/v1/groups", (200, GROUPS))
+    fake_halo.on("GET", "/v1/servers", (200, {"servers": [WEB1]}))
+    hostvars = parse().get_host("web1").vars
+    assert sorted(documented) == sorted(name for name in hostvars if name.startswith("halo_"))
