@@ -61,8 +61,8 @@ EXAMPLES = r"""
 # name it in cloudpassage.halo.halo_group's config_policies.
 - name: Configuration policy from an exported JSON file
   cloudpassage.halo.halo_config_policy:
-    src: "{{ playbook_dir }}/files/cis-debian-baseline.json"
-    name: CIS Debian baseline
+    src: "{{ playbook_dir }}/files/cis-core-debian.json"
+    name: CIS Core (Debian/Ubuntu) v1
   register: baseline
 
 - name: A small policy written in the playbook
@@ -105,7 +105,7 @@ name:
   description: Name of the policy.
   returned: always
   type: str
-  sample: CIS Debian baseline
+  sample: CIS Core (Debian/Ubuntu) v1
 """
 
 import json

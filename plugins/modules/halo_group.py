@@ -94,19 +94,19 @@ EXAMPLES = r"""
     tag: NewDirty
     description: New web servers wait here until their configuration scan passes
     config_policies:
-      - CIS Debian baseline
+      - CIS Core (Debian/Ubuntu) v1
 
 - name: Production web group
   cloudpassage.halo.halo_group:
     name: ProdWebClean
     config_policies:
-      - CIS Debian baseline
+      - CIS Core (Debian/Ubuntu) v1
 
 - name: Protected application group
   cloudpassage.halo.halo_group:
     name: CriticalApplication
     config_policies:
-      - CIS Debian baseline
+      - CIS Core (Debian/Ubuntu) v1
 
 - name: Keep staging hosts away from the application
   cloudpassage.halo.halo_group:
