@@ -77,10 +77,14 @@ def wait_for_staging(api, count, timeout=30):
 
 
 
-def show_pings(lab, title, answers, groups):
-    print("\n  %s: ping -c1 -W1 from each web host to app1 (%s)" % (title, lab.hosts["app1"]))
-    for host, reached in answers.items():
-        print("    %-5s %-13s -> app1  %s" % (host, groups[host], "replies" if reached else "no reply"))
+def print_matrix(lab, columns):
+    """One row per web host; per column (title, groups, answers) its group and whether
+    `ping -c1 -W1` reached app1."""
+    label = "ping -c1 -W1 -> app1 %s" % lab.hosts["app1"]
+    print("\n  %s  %s" % (label, "".join("%-30s" % title for title, _, _ in columns)))
+    for host in columns[0][2]:
+        cells = ["%s, %s" % (groups[host], "reaches app1" if answers[host] else "no reply") for _, groups, answers in columns]
+        print("  %-*s  %s" % (len(label), host, "".join("%-30s" % cell for cell in cells)))
 
 
 def lab_demo(seedlab):
@@ -94,32 +98,24 @@ def lab_demo(seedlab):
             run = lab.playbook(path, *args)
             if run.rc != 0:
                 raise SystemExit("%s failed (rc %d)" % (path, run.rc))
-            return run
 
         step("steps 1-3, groups and policies", "playbooks/lab.yml")
         step("steps 4-7, the workloads and the application", "scripts/lab/workloads.yml")
         step("steps 8-9, the agent with the tag NewDirty on the new web hosts",
              "playbooks/provision.yml", "-e", "halo_provision_admit=false")
-        before_groups = lab.membership()
-        before = lab.wait_for_pings({"web1": False, "web2": False})
-        banner("step 10, before admission")
-        show_pings(lab, "before admission", before, before_groups)
+        before = ("before admission", lab.membership(), lab.wait_for_pings({"web1": False, "web2": False}))
+        banner("step 10, both new hosts wait in staging; app1's firewall drops them")
+        print_matrix(lab, [before])
 
         step("step 11, admission of exactly the new hosts", "playbooks/provision.yml")
-        after_groups = lab.membership()
-        after = lab.wait_for_pings({"web1": True, "web2": False})
+        after = ("after admission", lab.membership(), lab.wait_for_pings({"web1": True, "web2": False}))
 
-        banner("the seed's outcome")
-        print("  %-5s %-34s %-34s" % ("host", "before admission", "after admission"))
-        for host in ("web1", "web2"):
-            print("  %-5s %-34s %-34s" % (host, "%s, %s" % (before_groups[host], "reaches app1" if before[host] else "app1 blocked"),
-                                          "%s, %s" % (after_groups[host], "reaches app1" if after[host] else "app1 blocked")))
-        print("  %-5s %s" % ("app1", after_groups["app1"]))
-        print("\n  web2 stays in %s; its failed rules:" % after_groups["web2"])
+        banner("the seed's outcome (app1 in %s)" % after[1]["app1"])
+        print_matrix(lab, [before, after])
+        print("\n  web2 stays in %s; its failed rules:" % after[1]["web2"])
         for rule in lab.failed_rules("web2"):
             print("    - " + rule)
-        expected = ({"web1": False, "web2": False}, {"web1": True, "web2": False})
-        if (before, after) != expected:
+        if (before[2], after[2]) != ({"web1": False, "web2": False}, {"web1": True, "web2": False}):
             raise SystemExit("the firewall did not behave as the seed describes (logs in %s)" % workdir)
     banner("done in %.1fs; lab hosts and grid stopped (logs in %s)" % (time.monotonic() - started, workdir))
 
