@@ -55,9 +55,11 @@ def missing_requirements():
         if shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") is None:
             reasons.append("%s not installed" % tool)
     if not reasons:
-        probe = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
+        # Root without the capabilities (some containers) cannot create namespaces: try it.
+        probe = subprocess.run(["unshare", "--net", "--mount", "--pid", "--fork", "true"],
+                               capture_output=True, text=True, check=False)
         if probe.returncode != 0:
-            reasons.append("no network namespaces: %s" % probe.stderr.strip())
+            reasons.append("cannot create namespaces: %s" % probe.stderr.strip())
     return reasons
 
 
