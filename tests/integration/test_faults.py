@@ -39,7 +39,7 @@ def test_a_grid_restarted_while_scans_run_does_not_break_admission(tmp_path):
     with Admission(tmp_path) as env:
         add_web_hosts(env)
         scans_before = env.scan_count()
-        running = env.start_playbook("admit.yml", "-e", "halo_scan_timeout=60")
+        running = env.start_playbook("admit.yml", "-e", "halo_scan_timeout=120")
         deadline = time.monotonic() + 60
         while env.scan_count() == scans_before:
             assert time.monotonic() < deadline, "no scan started"

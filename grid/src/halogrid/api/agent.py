@@ -22,7 +22,6 @@ from ..models import Command, Finding, Group, Policy, Scan, Server, utcnow
 
 router = APIRouter()
 
-REDELIVER_AFTER = _dt.timedelta(seconds=120)
 STR_FIELDS = ("hostname", "reported_fqdn", "server_label", "tag", "platform",
               "platform_version", "os_version", "kernel_name", "daemon_version",
               "primary_ip_address")
@@ -123,9 +122,10 @@ def _poll_once(request: Request, fw_version: Optional[int], force: bool,
             rows = db.scalars(select(Command).where(
                 Command.server_id == srv.id,
                 Command.status.in_(("queued", "pending"))).order_by(Command.created_at)).all()
+            # A pending command is handed out again: an agent polls only when it has nothing
+            # left to run, so one it has not started never reached it (say the grid restarted
+            # while answering the poll that carried it).
             for c in rows:
-                if c.status == "pending" and c.updated_at > now - REDELIVER_AFTER:
-                    continue
                 c.status = "pending"
                 c.updated_at = now
                 if c.scan_id:
