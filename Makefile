@@ -40,9 +40,13 @@ test-python: venv
 test-collection: venv
 	tests/ci/all.sh
 
-# The halo_agent role on lab hosts against a real grid (delegated driver, no Docker).
+# The halo_agent role on lab hosts against a real grid (delegated driver, no Docker): install
+# and idempotence (default), restart and removal (lifecycle), the vendor's cphalo path in
+# check mode, since the vendor repository cannot be reached from CI (vendor).
 test-molecule: venv
 	molecule test -s default
+	molecule test -s lifecycle
+	molecule test -s vendor
 
 clean:
 	rm -rf $(VENV) $(COLLECTIONS) tests/output .demo .pytest_cache
