@@ -173,3 +173,23 @@ def test_read_only_keys_are_refused_before_any_write(fake_halo):
 def test_latest_scan_is_none_before_the_first_scan(fake_halo):
     fake_halo.on("GET", "/v1/servers/s1/sca", (404, {"resource": "scan", "field": "server_id", "value": "s1"}))
     assert client_for(fake_halo).latest_scan("s1", "sca") is None
+
+
+def test_the_proxy_from_the_environment_carries_the_calls(fake_halo, monkeypatch):
+    # The fake answers absolute-form proxy requests like direct ones, so it can stand in for a proxy.
+    monkeypatch.setenv("HTTP_PROXY", fake_halo.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    fake_halo.on("GET", "/v1/groups", (200, {"groups": [{"id": "g"}]}))
+    client = HaloClient(api_host="http://halo.invalid:8080", api_key="k", api_secret="s", max_retries=0)
+    assert client.list_groups() == [{"id": "g"}]
+    assert {call["headers"]["Host"] for call in fake_halo.requests} == {"halo.invalid:8080"}
+
+
+def test_no_proxy_bypasses_the_proxy(fake_halo, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", fake_halo.url)
+    monkeypatch.setenv("NO_PROXY", "halo.invalid")
+    client = HaloClient(api_host="http://halo.invalid:8080", api_key="k", api_secret="s", max_retries=0)
+    with pytest.raises(HaloError, match="cannot reach the Halo API at http://halo.invalid:8080"):
+        client.list_groups()
+    assert fake_halo.requests == []
