@@ -47,9 +47,9 @@ def test_render_empty_group_and_no_policy():
     empty = dict(DIRTY, ips=[])
     script = firewall.render({"rules": [{"chain": "INPUT", "action": "DROP", "source": empty}]})
     assert "set src_grp_dirty { type ipv4_addr; flags interval; auto-merge; }" in script
-    zone = {"type": "FirewallZone", "id": "z1", "ips": ["10.1.0.0/16", "10.1.2.3", "fd00::1", "10.0.0.9/32"]}
+    zone = {"type": "FirewallZone", "id": "z1", "ips": ["198.19.0.0/16", "198.19.2.3", "fd00::1", "198.18.200.9/32"]}
     script = firewall.render({"rules": [{"chain": "INPUT", "action": "ACCEPT", "source": zone}]})
-    assert "elements = { 10.0.0.9, 10.1.0.0/16, 10.1.2.3 };" in script
+    assert "elements = { 198.18.200.9, 198.19.0.0/16, 198.19.2.3 };" in script
     assert firewall.render(None) == "table inet halo\ndelete table inet halo\n"
 
 
@@ -59,7 +59,7 @@ def test_render_empty_group_and_no_policy():
     ({"chain": "INPUT", "action": "DROP", "service": {"port": "22; flush ruleset", "protocol": "TCP"}}, "port"),
     ({"chain": "INPUT", "action": "DROP", "service": {"port": "1", "protocol": "SCTP"}}, "protocol"),
     ({"chain": "INPUT", "action": "DROP", "connection_states": "NEW, BOGUS"}, "BOGUS"),
-    ({"chain": "INPUT", "action": "DROP", "source": {"id": "z", "ips": ["10.0.0.300"]}}, "address"),
+    ({"chain": "INPUT", "action": "DROP", "source": {"id": "z", "ips": ["198.18.0.300"]}}, "address"),
 ])
 def test_render_refuses_what_it_cannot_express(rule, message):
     with pytest.raises(firewall.FirewallError, match=message):
@@ -102,13 +102,13 @@ def test_apply_in_a_namespace_is_atomic_and_leaves_other_tables(netns):
     assert nft_in(netns, "-f", "-", script=other).returncode == 0
     apply_in(netns, firewall.render(POLICY))
     changed = dict(DIRTY, ips=["198.18.0.13"])
-    zone = {"type": "FirewallZone", "id": "z1", "ips": ["10.1.0.0/16", "10.1.2.3"]}  # overlapping
+    zone = {"type": "FirewallZone", "id": "z1", "ips": ["198.19.0.0/16", "198.19.2.3"]}  # overlapping
     second = {"rules": [{"chain": "INPUT", "action": "DROP", "source": changed},
                         {"chain": "INPUT", "action": "ACCEPT", "source": zone}]}
     apply_in(netns, firewall.render(second))  # replaces, does not add
     listing = nft_in(netns, "list", "ruleset").stdout
     assert "198.18.0.13" in listing and "198.18.0.11" not in listing and "dport 22" not in listing
-    assert "table inet keepme" in listing and "10.1.0.0/16" in listing
+    assert "table inet keepme" in listing and "198.19.0.0/16" in listing
 
     broken = firewall.render(second).replace("198.18.0.13", "198.18.0.999")
     with pytest.raises(firewall.FirewallError):

@@ -51,7 +51,7 @@ def _quote(text: str) -> str:
 
 
 def _ipv4_elements(addresses: List[str]) -> List[str]:
-    """The IPv4 addresses and networks of a source (a zone may list ``10.0.0.0/24``)."""
+    """The IPv4 addresses and networks of a source (a zone may list ``198.18.10.0/24``)."""
     elements = []
     for text in addresses:
         try:
