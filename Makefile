@@ -9,14 +9,14 @@ COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/cloudpassage/halo
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo test test-python test-collection test-molecule venv clean
+.PHONY: demo test test-python test-postgresql test-collection test-molecule venv clean
 
 venv: $(VENV)/.installed $(COLLECTION_LINK)
 
 $(VENV)/.installed: requirements-dev.txt grid/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements-dev.txt -e grid
+	$(BIN)/pip install --quiet -r requirements-dev.txt -e 'grid[postgresql]'
 	touch $@
 
 $(COLLECTION_LINK):
@@ -27,13 +27,17 @@ demo: venv
 	$(BIN)/python scripts/demo.py
 
 # Every test: the Python suites, the collection checks, and the role's molecule scenario.
-test: test-python test-collection test-molecule
+test: test-python test-postgresql test-collection test-molecule
 
 # Grid and agent, the collection's unit tests, and the integration tests that run real
 # ansible-playbook against a real grid, real agents and lab hosts. They mostly wait on
 # processes, so four workers fit two cores.
 test-python: venv
 	$(BIN)/python -m pytest -n 4
+
+# The grid's tests again with PostgreSQL as its database (a throw-away cluster).
+test-postgresql: venv
+	grid/tests/with_postgresql.sh $(BIN)/python -m pytest -n 4 grid/tests
 
 # What a collection reviewer runs: changelog lint, Galaxy build + install + ansible-doc,
 # ansible-lint (production profile), ansible-test units and sanity.
