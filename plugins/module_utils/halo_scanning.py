@@ -69,6 +69,7 @@ def _base_result(server):
         "failed_rules": [],
         "passed": False,
         "timed_out": False,
+        "attempts": 0,
         "msg": "",
     }
 
@@ -91,7 +92,7 @@ class Scanner(object):
     """Starts one scan per server and waits for all of them, ``max_workers`` at a time."""
 
     def __init__(self, client, module="sca", timeout=300, poll_interval=2.0, max_workers=10,
-                 clock=time.monotonic, sleep=time.sleep):
+                 rescan_failed=1, clock=time.monotonic, sleep=time.sleep):
         if module not in SCAN_MODULES:
             raise HaloError("unknown scan module %r; Halo knows %s" % (module, ", ".join(sorted(SCAN_MODULES))))
         self.client = client
@@ -100,6 +101,7 @@ class Scanner(object):
         self.timeout = timeout
         self.poll_interval = poll_interval
         self.max_workers = max_workers
+        self.rescan_failed = rescan_failed
         self._clock = clock
         self._sleep = sleep
 
@@ -128,13 +130,20 @@ class Scanner(object):
             return [future.result() for future in futures]
 
     def _scan_one(self, server, deadline):
-        result = _base_result(server)
-        try:
-            return self._run_scan(server, deadline, result)
-        except HaloError as exc:
-            # One server's failure must not hide the others' results, and is never a pass.
-            result.update(status=result["status"] or "error", passed=False, msg=str(exc))
-            return result
+        # A scan that failed on the server (not one that found problems) is started again,
+        # as CloudPassage's own scan-and-move script does, while time is left.
+        for attempt in range(1, self.rescan_failed + 2):
+            result = _base_result(server)
+            result["attempts"] = attempt
+            try:
+                result = self._run_scan(server, deadline, result)
+            except HaloError as exc:
+                # One server's failure must not hide the others' results, and is never a pass.
+                result.update(status=result["status"] or "error", passed=False, msg=str(exc))
+                return result
+            if result["status"] != "failed" or self._clock() >= deadline:
+                return result
+        return result
 
     def _run_scan(self, server, deadline, result):
         server_id = server["id"]

@@ -46,6 +46,13 @@ options:
       - How many servers are scanned and polled at the same time.
     type: int
     default: 10
+  rescan_failed:
+    description:
+      - How many times a scan that failed on the server (status C(failed), not a scan that
+        found bad findings) is started again while O(timeout) allows, as CloudPassage's own
+        scan-and-move script does.
+    type: int
+    default: 1
 attributes:
   check_mode:
     support: full
@@ -140,6 +147,9 @@ results:
     timed_out:
       description: Whether the scan did not finish in time.
       type: bool
+    attempts:
+      description: How many scans were started for the server (more than 1 after a failed scan, see O(rescan_failed)).
+      type: int
     msg:
       description: Why there is no verdict, when there is none.
       type: str
@@ -168,7 +178,8 @@ from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_scanning im
 def scan(module):
     params = module.params
     scanner = Scanner(module.client, module=params["module"], timeout=params["timeout"],
-                      poll_interval=params["poll_interval"], max_workers=params["max_workers"])
+                      poll_interval=params["poll_interval"], max_workers=params["max_workers"],
+                      rescan_failed=params["rescan_failed"])
     servers = select_servers(module.client, params)
     results = scanner.latest(servers) if module.check_mode else scanner.scan(servers)
     passed = sum(1 for result in results if result["passed"])
@@ -188,11 +199,14 @@ def main():
         timeout=dict(type="int", default=300),
         poll_interval=dict(type="float", default=2),
         max_workers=dict(type="int", default=10),
+        rescan_failed=dict(type="int", default=1),
     )
     module = HaloModule(argument_spec=argument_spec, supports_check_mode=True)
     for name in ("timeout", "max_workers"):
         if module.params[name] < 1:
             module.fail_json(msg="%s must be at least 1, got %s" % (name, module.params[name]))
+    if module.params["rescan_failed"] < 0:
+        module.fail_json(msg="rescan_failed must be 0 or more, got %s" % module.params["rescan_failed"])
     if module.params["poll_interval"] <= 0:
         module.fail_json(msg="poll_interval must be more than 0, got %s" % module.params["poll_interval"])
     module.run(scan)

@@ -97,11 +97,26 @@ def test_a_server_whose_agent_never_answers_times_out_and_does_not_pass():
     assert web2["passed"] is True
 
 
-def test_a_failed_scan_is_reported_with_its_reason():
+def test_a_failed_scan_is_started_once_more_then_reported_with_its_reason():
     client = ScriptedClient(commands={"s1": ["started", "failed"]}, scans_before={}, scans_after={})
     (result,) = run(client, servers=SERVERS[:1])
-    assert (result["status"], result["passed"]) == ("failed", False)
+    assert (result["status"], result["passed"], result["attempts"]) == ("failed", False, 2)
     assert "agent crashed" in result["msg"]
+    assert client.started == [("s1", "sca"), ("s1", "sca")]
+
+
+def test_a_scan_that_failed_once_is_judged_by_its_second_run():
+    client = ScriptedClient(commands={"s1": ["failed", "completed"]}, scans_before={},
+                            scans_after={"s1": scan("second", "completed_clean")})
+    (result,) = run(client, servers=SERVERS[:1])
+    assert (result["scan_id"], result["passed"], result["attempts"]) == ("second", True, 2)
+
+
+def test_a_scan_with_bad_findings_is_not_started_again():
+    client = ScriptedClient(commands={"s1": ["completed"]}, scans_before={},
+                            scans_after={"s1": scan("n", "completed_with_errors", critical=1)})
+    (result,) = run(client, servers=SERVERS[:1])
+    assert (result["attempts"], len(client.started)) == (1, 1)
 
 
 def test_an_api_error_on_one_server_leaves_the_others_judged():
