@@ -6,10 +6,10 @@ from sqlalchemy import select
 
 from ..auth import Principal, api_reader
 from ..common import base_url, csv_param, paginate, parse_time, tx
-from ..errors import NotFound
 from ..models import Event
 from ..serialize import event_dict
 from .scans import sort_order
+from .util import get_or_404
 
 router = APIRouter()
 
@@ -41,7 +41,5 @@ def list_events(request: Request, _p: Principal = Depends(api_reader)):
 @router.get("/v1/events/{event_id}")
 def get_event(event_id: str, request: Request, _p: Principal = Depends(api_reader)):
     with tx(request) as db:
-        e = db.get(Event, event_id)
-        if e is None:
-            raise NotFound("event", event_id)
+        e = get_or_404(db, Event, event_id, "event")
         return {"event": event_dict(e, base_url(request))}

@@ -15,6 +15,7 @@ from ..errors import NotFound, ValidationFailed, invalid
 from ..models import (FirewallPolicy, FirewallRule, FirewallService, FirewallZone, Group,
                       utcnow)
 from ..serialize import fw_policy_dict, fw_rule_dict, fw_service_dict, fw_zone_dict
+from .util import get_or_404
 
 router = APIRouter()
 
@@ -92,9 +93,7 @@ def create_fw_policy(request: Request, p: Principal = Depends(api_writer),
 @router.get("/v1/firewall_policies/{policy_id}")
 def get_fw_policy(policy_id: str, request: Request, _p: Principal = Depends(api_reader)):
     with tx(request) as db:
-        fp = db.get(FirewallPolicy, policy_id)
-        if fp is None:
-            raise NotFound("firewall_policy", policy_id)
+        fp = get_or_404(db, FirewallPolicy, policy_id, "firewall_policy")
         return {"firewall_policy": fw_policy_dict(db, fp, base_url(request))}
 
 
@@ -102,9 +101,7 @@ def get_fw_policy(policy_id: str, request: Request, _p: Principal = Depends(api_
 def update_fw_policy(policy_id: str, request: Request, p: Principal = Depends(api_writer),
                      body: Any = Depends(json_body)):
     with tx(request) as db:
-        fp = db.get(FirewallPolicy, policy_id)
-        if fp is None:
-            raise NotFound("firewall_policy", policy_id)
+        fp = get_or_404(db, FirewallPolicy, policy_id, "firewall_policy")
         obj = top_object(body, "firewall_policy")
         for k, v in _fw_policy_fields(db, obj, fp).items():
             setattr(fp, k, v)
@@ -119,9 +116,7 @@ def update_fw_policy(policy_id: str, request: Request, p: Principal = Depends(ap
 @router.delete("/v1/firewall_policies/{policy_id}", status_code=204)
 def delete_fw_policy(policy_id: str, request: Request, p: Principal = Depends(api_writer)):
     with tx(request) as db:
-        fp = db.get(FirewallPolicy, policy_id)
-        if fp is None:
-            raise NotFound("firewall_policy", policy_id)
+        fp = get_or_404(db, FirewallPolicy, policy_id, "firewall_policy")
         users = db.scalars(select(Group.name).where(
             (Group.linux_firewall_policy_id == fp.id)
             | (Group.windows_firewall_policy_id == fp.id))).all()
@@ -236,13 +231,6 @@ def _place(db: Session, policy_id: str, rule: FirewallRule, position: Any) -> No
         r.position = i
 
 
-def _policy_or_404(db: Session, policy_id: str) -> FirewallPolicy:
-    fp = db.get(FirewallPolicy, policy_id)
-    if fp is None:
-        raise NotFound("firewall_policy", policy_id)
-    return fp
-
-
 def _rule_or_404(db: Session, policy_id: str, rule_id: str) -> FirewallRule:
     rule = db.get(FirewallRule, rule_id)
     if rule is None or rule.policy_id != policy_id:
@@ -254,7 +242,7 @@ def _rule_or_404(db: Session, policy_id: str, rule_id: str) -> FirewallRule:
 def list_rules(policy_id: str, request: Request, _p: Principal = Depends(api_reader)):
     base = base_url(request)
     with tx(request) as db:
-        _policy_or_404(db, policy_id)
+        get_or_404(db, FirewallPolicy, policy_id, "firewall_policy")
         stmt = select(FirewallRule).where(FirewallRule.policy_id == policy_id).order_by(
             FirewallRule.position, FirewallRule.created_at)
         return paginate(request, db, stmt, "firewall_rules", lambda r: fw_rule_dict(db, r, base))
@@ -264,7 +252,7 @@ def list_rules(policy_id: str, request: Request, _p: Principal = Depends(api_rea
 def create_rule(policy_id: str, request: Request, p: Principal = Depends(api_writer),
                 body: Any = Depends(json_body)):
     with tx(request) as db:
-        fp = _policy_or_404(db, policy_id)
+        fp = get_or_404(db, FirewallPolicy, policy_id, "firewall_policy")
         obj = top_object(body, "firewall_rule")
         rule = FirewallRule(policy_id=fp.id, **_rule_fields(db, obj, None))
         db.add(rule)
@@ -284,7 +272,7 @@ def create_rule(policy_id: str, request: Request, p: Principal = Depends(api_wri
 def get_rule(policy_id: str, rule_id: str, request: Request,
              _p: Principal = Depends(api_reader)):
     with tx(request) as db:
-        _policy_or_404(db, policy_id)
+        get_or_404(db, FirewallPolicy, policy_id, "firewall_policy")
         return {"firewall_rule": fw_rule_dict(db, _rule_or_404(db, policy_id, rule_id),
                                               base_url(request))}
 
@@ -293,7 +281,7 @@ def get_rule(policy_id: str, rule_id: str, request: Request,
 def update_rule(policy_id: str, rule_id: str, request: Request,
                 p: Principal = Depends(api_writer), body: Any = Depends(json_body)):
     with tx(request) as db:
-        fp = _policy_or_404(db, policy_id)
+        fp = get_or_404(db, FirewallPolicy, policy_id, "firewall_policy")
         rule = _rule_or_404(db, policy_id, rule_id)
         obj = top_object(body, "firewall_rule")
         for k, v in _rule_fields(db, obj, rule).items():
@@ -313,7 +301,7 @@ def update_rule(policy_id: str, rule_id: str, request: Request,
 def delete_rule(policy_id: str, rule_id: str, request: Request,
                 p: Principal = Depends(api_writer)):
     with tx(request) as db:
-        fp = _policy_or_404(db, policy_id)
+        fp = get_or_404(db, FirewallPolicy, policy_id, "firewall_policy")
         rule = _rule_or_404(db, policy_id, rule_id)
         db.delete(rule)
         db.flush()
@@ -391,17 +379,13 @@ def _simple_crud(path: str, model, key: str, keys: str, fields, render, resource
 
     def get(obj_id: str, request: Request, _p: Principal = Depends(api_reader)):
         with tx(request) as db:
-            row = db.get(model, obj_id)
-            if row is None:
-                raise NotFound(resource, obj_id)
+            row = get_or_404(db, model, obj_id, resource)
             return {key: render(row, base_url(request))}
 
     def update(obj_id: str, request: Request, p: Principal = Depends(api_writer),
                body: Any = Depends(json_body)):
         with tx(request) as db:
-            row = db.get(model, obj_id)
-            if row is None:
-                raise NotFound(resource, obj_id)
+            row = get_or_404(db, model, obj_id, resource)
             for k, v in fields(db, top_object(body, key), row).items():
                 setattr(row, k, v)
             row.updated_at = utcnow()
@@ -413,9 +397,7 @@ def _simple_crud(path: str, model, key: str, keys: str, fields, render, resource
 
     def delete(obj_id: str, request: Request, p: Principal = Depends(api_writer)):
         with tx(request) as db:
-            row = db.get(model, obj_id)
-            if row is None:
-                raise NotFound(resource, obj_id)
+            row = get_or_404(db, model, obj_id, resource)
             col = FirewallRule.source_id if model is FirewallZone else FirewallRule.service_id
             if db.scalar(select(FirewallRule.id).where(col == obj_id).limit(1)):
                 raise invalid("id", obj_id, "in_use",

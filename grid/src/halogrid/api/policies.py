@@ -9,9 +9,10 @@ from sqlalchemy.orm import Session
 
 from ..auth import Principal, api_reader, api_writer
 from ..common import base_url, csv_param, json_body, paginate, record_event, top_object, tx
-from ..errors import NotFound, ValidationFailed, invalid
+from ..errors import ValidationFailed, invalid
 from ..models import Group, Policy, utcnow
 from ..serialize import policy_dict
+from .util import get_or_404
 
 router = APIRouter()
 
@@ -90,18 +91,14 @@ def create_policy(request: Request, p: Principal = Depends(api_writer),
 
 def get_policy(policy_id: str, request: Request, _p: Principal = Depends(api_reader)):
     with tx(request) as db:
-        row = db.get(Policy, policy_id)
-        if row is None:
-            raise NotFound("policy", policy_id)
+        row = get_or_404(db, Policy, policy_id, "policy")
         return {"policy": policy_dict(row, base_url(request), _version(request))}
 
 
 def update_policy(policy_id: str, request: Request, p: Principal = Depends(api_writer),
                   body: Any = Depends(json_body)):
     with tx(request) as db:
-        row = db.get(Policy, policy_id)
-        if row is None:
-            raise NotFound("policy", policy_id)
+        row = get_or_404(db, Policy, policy_id, "policy")
         pol = top_object(body, "policy")
         data = _validate(db, pol, row)
         merged = dict(row.body or {})
@@ -117,9 +114,7 @@ def update_policy(policy_id: str, request: Request, p: Principal = Depends(api_w
 
 def delete_policy(policy_id: str, request: Request, p: Principal = Depends(api_writer)):
     with tx(request) as db:
-        row = db.get(Policy, policy_id)
-        if row is None:
-            raise NotFound("policy", policy_id)
+        row = get_or_404(db, Policy, policy_id, "policy")
         users = [g.name for g in db.scalars(select(Group)).all()
                  if policy_id in (g.policy_ids or [])]
         if users:

@@ -9,6 +9,7 @@ from ..common import base_url, csv_param, paginate, parse_time, tx
 from ..errors import NotFound, invalid
 from ..models import Finding, Scan
 from ..serialize import finding_dict, scan_dict
+from .util import get_or_404
 from .servers import RESULT_MODULES
 
 router = APIRouter()
@@ -64,9 +65,7 @@ def list_scans(request: Request, _p: Principal = Depends(api_reader)):
 @router.get("/v1/scans/{scan_id}")
 def get_scan(scan_id: str, request: Request, _p: Principal = Depends(api_reader)):
     with tx(request) as db:
-        sc = db.get(Scan, scan_id)
-        if sc is None:
-            raise NotFound("scan", scan_id)
+        sc = get_or_404(db, Scan, scan_id, "scan")
         return {"scan": scan_dict(db, sc, base_url(request))}
 
 
@@ -74,8 +73,7 @@ def get_scan(scan_id: str, request: Request, _p: Principal = Depends(api_reader)
 def get_finding(scan_id: str, finding_id: str, request: Request,
                 _p: Principal = Depends(api_reader)):
     with tx(request) as db:
-        if db.get(Scan, scan_id) is None:
-            raise NotFound("scan", scan_id)
+        get_or_404(db, Scan, scan_id, "scan")
         f = db.get(Finding, finding_id)
         if f is None or f.scan_id != scan_id:
             raise NotFound("finding", finding_id)
