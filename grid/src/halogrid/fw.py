@@ -55,11 +55,16 @@ def _service(db: Session, r: FirewallRule) -> Optional[Dict[str, Any]]:
     return None
 
 
-def resolved_policy(db: Session, s: Server) -> Optional[Dict[str, Any]]:
+def linux_policy_of(db: Session, s: Server) -> Optional[FirewallPolicy]:
+    """The Linux firewall policy the server's group assigns, if any."""
     g = db.get(Group, s.group_id)
     if g is None or not g.linux_firewall_policy_id:
         return None
-    pol = db.get(FirewallPolicy, g.linux_firewall_policy_id)
+    return db.get(FirewallPolicy, g.linux_firewall_policy_id)
+
+
+def resolved_policy(db: Session, s: Server) -> Optional[Dict[str, Any]]:
+    pol = linux_policy_of(db, s)
     if pol is None:
         return None
     rules = db.scalars(select(FirewallRule).where(FirewallRule.policy_id == pol.id)

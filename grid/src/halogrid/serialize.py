@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .common import iso
+from .fw import linux_policy_of
 from .models import (Command, Event, Finding, FirewallPolicy, FirewallRule, FirewallService,
                      FirewallZone, Group, Policy, Scan, Server)
 
@@ -43,10 +44,7 @@ def group_dict(db: Session, g: Group, base: str) -> Dict[str, Any]:
 
 
 def firewall_summary(db: Session, s: Server) -> Optional[Dict[str, Any]]:
-    g = db.get(Group, s.group_id)
-    if g is None or not g.linux_firewall_policy_id:
-        return None
-    pol = db.get(FirewallPolicy, g.linux_firewall_policy_id)
+    pol = linux_policy_of(db, s)
     if pol is None:
         return None
     if s.fw_status and s.fw_status_version == s.fw_version:
