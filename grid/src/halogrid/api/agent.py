@@ -195,10 +195,14 @@ async def poll(request: Request):
         grid.notifier.unregister(server_id, ev)
 
 
-def _own_command(db: Session, srv: Server, command_id: str) -> Command:
+def _open_command(db: Session, srv: Server, command_id: str) -> Command:
+    """The server's own command, still open: an agent may neither touch another server's
+    commands nor restart or re-answer a finished one."""
     c = db.get(Command, command_id)
     if c is None or c.server_id != srv.id:
         raise HaloError({"error": "no command %s for this server" % command_id}, 404)
+    if c.status in ("completed", "failed"):
+        raise Conflict("command %s is already %s" % (c.id, c.status))
     return c
 
 
@@ -207,9 +211,7 @@ def start_command(command_id: str, request: Request):
     with tx(request) as db:
         srv = agent_server(db, request)
         _mark_seen(db, srv)
-        c = _own_command(db, srv, command_id)
-        if c.status in ("completed", "failed"):
-            raise Conflict("command %s is already %s" % (c.id, c.status))
+        c = _open_command(db, srv, command_id)
         if c.status != "started":
             c.status = "started"
             c.updated_at = utcnow()
@@ -285,9 +287,7 @@ def command_result(command_id: str, request: Request, body: Any = Depends(json_b
     with tx(request) as db:
         srv = agent_server(db, request)
         _mark_seen(db, srv)
-        c = _own_command(db, srv, command_id)
-        if c.status in ("completed", "failed"):
-            raise Conflict("command %s is already %s" % (c.id, c.status))
+        c = _open_command(db, srv, command_id)
         now = utcnow()
         c.status = status
         c.result = reason if status == "failed" else None
