@@ -8,14 +8,17 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 DOCUMENTATION = r"""
-module: halo_server_facts
+module: halo_server_info
 short_description: List the servers Halo knows, by group, name, label, state or id
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Returns the Halo servers that match the selection, with their group, state, addresses,
     platform and agent version.
   - Without any selector, every server in the chosen O(state) is returned.
   - Reads only; changes nothing.
+  - Before 0.2.0 this module was called C(cloudpassage.halo.halo_server_facts). That name still
+    works but is deprecated and will be removed in 1.0.0; it was renamed because the module
+    returns no C(ansible_facts).
 author:
   - cloudpassage.halo contributors (@cloudpassage)
 extends_documentation_fragment:
@@ -32,7 +35,7 @@ attributes:
 
 EXAMPLES = r"""
 - name: List the workloads waiting in the staging group
-  cloudpassage.halo.halo_server_facts:
+  cloudpassage.halo.halo_server_info:
     group: ProdWebDirty
   register: dirty
 
@@ -41,7 +44,7 @@ EXAMPLES = r"""
     msg: "{{ dirty.servers | map(attribute='hostname') | list }}"
 
 - name: Find one host, also when its agent stopped reporting
-  cloudpassage.halo.halo_server_facts:
+  cloudpassage.halo.halo_server_info:
     hostname: web1
     state: [active, missing]
 """
