@@ -54,7 +54,9 @@ options:
   ca_path:
     description:
       - CA bundle to verify the API's certificate with, instead of the system's.
-    type: path
+      - An empty value means not given (the AWX credential type sets E(HALO_CA_PATH) empty
+        when it holds no CA).
+    type: str
     env:
       - name: HALO_CA_PATH
   timeout:

@@ -6,6 +6,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
+
 DOCUMENTATION = r"""
 name: halo
 short_description: Hosts from the servers of CloudPassage Halo
@@ -124,6 +126,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def parse(self, inventory, loader, path, cache=True):
         super(InventoryModule, self).parse(inventory, loader, path, cache)
+        self._check_secret_type(path)
         self._read_config_data(path)
         cache_key = self.get_cache_key(path)
         use_cache = self.get_option("cache") and cache
@@ -137,9 +140,29 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 self._cache[cache_key] = found
         self._populate(found["groups"], found["servers"])
 
+    def _check_secret_type(self, path):
+        """Ansible's own error for an option of the wrong type quotes its value; for api_secret
+        (a YAML slip such as a list), say what is wrong without it."""
+        try:
+            config = self.loader.load_from_file(path)
+        except Exception:  # pylint: disable=broad-except  # _read_config_data reports it
+            return
+        secret = config.get("api_secret") if isinstance(config, dict) else None
+        if isinstance(secret, (dict, list)):
+            raise AnsibleParserError("cloudpassage.halo.halo inventory %s: api_secret must be a string, not a %s"
+                                     % (path, "dict" if isinstance(secret, dict) else "list"))
+
+    def connection_options(self):
+        """The connection options as HaloClient.from_params takes them."""
+        options = dict((name, self.get_option(name)) for name in AUTH_ARGUMENT_SPEC)
+        # ca_path is a str option here, not a path: Ansible turns an empty path into the working
+        # directory, and an empty HALO_CA_PATH (AWX, no CA saved) means "not given".
+        options["ca_path"] = os.path.expanduser(options["ca_path"]) if options["ca_path"] else None
+        return options
+
     def _fetch(self):
         """The chosen Halo groups and their servers in the chosen states and platforms."""
-        client = HaloClient.from_params(dict((name, self.get_option(name)) for name in AUTH_ARGUMENT_SPEC))
+        client = HaloClient.from_params(self.connection_options())
         groups = client.list_groups()
         states = self.get_option("server_states")
         if self.get_option("halo_groups"):

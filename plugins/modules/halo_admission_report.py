@@ -269,10 +269,11 @@ from email.utils import formatdate, make_msgid
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
 
-from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
 from ansible.module_utils.urls import open_url
+
+from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_module import HaloBaseModule
 
 CHECK_FIELDS = ("type", "target", "config_key", "expected", "actual", "status", "reason")
 # Statuses that carry no verdict on compliance, for results without the ``error`` key.
@@ -597,7 +598,8 @@ def main():
             "timeout": dict(type="int", default=30),
         }),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    # HaloBaseModule: a malformed email or webhook option is named, and its secrets never shown.
+    module = HaloBaseModule(argument_spec=argument_spec, supports_check_mode=True)
     validate(module)
     params = module.params
     report = build_report(params)

@@ -89,7 +89,7 @@ def plugin_options(env, monkeypatch):
         monkeypatch.setenv(name, value)
     plugin = inventory_loader.get("cloudpassage.halo.halo")
     plugin.set_options(direct={"plugin": "cloudpassage.halo.halo"})
-    return dict((name, plugin.get_option(name)) for name in AUTH_ARGUMENT_SPEC)
+    return plugin.connection_options()
 
 
 def test_fields_and_the_secret(credential_type):
@@ -159,8 +159,6 @@ def test_without_a_ca_certificate_the_modules_use_the_default_cas(awx, monkeypat
     assert not params["ca_path"] and params["validate_certs"] is True
 
 
-@pytest.mark.xfail(strict=True, reason="the inventory plugin resolves an empty HALO_CA_PATH to the working "
-                                       "directory (type path); it must read an empty value as not given")
 def test_without_a_ca_certificate_the_inventory_plugin_uses_the_default_cas(awx, monkeypatch):
     assert plugin_options(awx(**KEY), monkeypatch)["ca_path"] is None
 
