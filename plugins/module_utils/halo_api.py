@@ -13,6 +13,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import math
+import socket
+import ssl
 import threading
 import time
 
@@ -20,6 +23,8 @@ try:
     from urllib.parse import urlsplit
 except ImportError:  # pragma: no cover - Python 2 is not supported, sanity still compiles it
     from urlparse import urlsplit  # type: ignore
+
+from ansible.module_utils.six.moves import http_client
 
 try:
     import requests
@@ -32,6 +37,7 @@ try:
 except ImportError as exc:  # the module reports it with missing_required_lib
     HAS_REQUESTS = False
     REQUESTS_IMPORT_ERROR = exc
+    Retry = object  # only so that _DeadlineRetry below can be defined; HaloClient refuses to start
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
@@ -42,6 +48,8 @@ MAX_PER_PAGE = 100  # the real service caps per_page at 100
 MAX_PAGES = 1000
 # Renew the token this long before the API says it expires, so a call never races the expiry.
 TOKEN_EXPIRY_MARGIN = 30
+# Under a time limit, a retry needs at least this long left to be worth starting.
+DEADLINE_MARGIN = 1.0
 
 # The connection options of every module and of the inventory plugin. Documented once in
 # the ``cloudpassage.halo.auth`` doc fragment; keep the two in step.
@@ -95,8 +103,28 @@ def build_base_url(api_host, api_port=None):
     host = parts.hostname
     if ":" in host:  # IPv6 literal
         host = "[%s]" % host
-    port = api_port or parts.port
+    try:
+        port = api_port or parts.port
+    except ValueError:  # urlsplit checks the port only when asked for it
+        raise HaloError("the port of api_host %r is not a port number (1-65535)" % api_host)
     return "%s://%s%s" % (parts.scheme, host, ":%d" % port if port else "")
+
+
+def check_connection_options(params):
+    """Connection options that no call could work with, named in one HaloError; the module
+    argument spec only knows their types. Shared by every module and the inventory plugin."""
+    problems = []
+    port = params.get("api_port")
+    if port is not None and not 0 <= port <= 65535:  # 0: the port of api_host (AWX injects it)
+        problems.append("api_port must be between 1 and 65535 (or 0 for the port of api_host), not %s" % port)
+    timeout = params.get("timeout")
+    if timeout is not None and timeout < 1:
+        problems.append("timeout must be at least 1 (seconds each API call may take), not %s" % timeout)
+    retries = params.get("max_retries")
+    if retries is not None and retries < 0:
+        problems.append("max_retries must be 0 or more, not %s" % retries)
+    if problems:
+        raise HaloError("; ".join(problems))
 
 
 def api_error_text(response):
@@ -123,12 +151,46 @@ def api_error_text(response):
     return text[:300] if text else response.reason or "no error text"
 
 
-def _retry_policy(max_retries, idempotent, backoff_factor):
+class _DeadlineRetry(Retry):
+    """urllib3 ``Retry`` that keeps a bounded task bounded (halo_scan): no retry starts within
+    ``DEADLINE_MARGIN`` of the client's deadline, and no backoff or ``Retry-After`` sleeps past it."""
+
+    deadline = None  # a callable giving the client's monotonic deadline, or None
+
+    def _left(self):
+        deadline = self.deadline() if self.deadline else None
+        return None if deadline is None else deadline - time.monotonic()
+
+    def new(self, **kw):
+        retry = super(_DeadlineRetry, self).new(**kw)
+        retry.deadline = self.deadline
+        return retry
+
+    def increment(self, *args, **kwargs):
+        left = self._left()
+        if left is not None and left < DEADLINE_MARGIN:
+            exhausted = self.new(total=0)
+            exhausted.deadline = None
+            return exhausted.increment(*args, **kwargs)
+        return super(_DeadlineRetry, self).increment(*args, **kwargs)
+
+    def sleep(self, response=None):
+        left = self._left()
+        if left is None:
+            return super(_DeadlineRetry, self).sleep(response)
+        wait = self.get_retry_after(response) if response is not None and self.respect_retry_after_header else None
+        if wait is None:
+            wait = self.get_backoff_time()
+        time.sleep(max(0.0, min(wait, left)))
+
+
+def _retry_policy(max_retries, idempotent, backoff_factor, deadline=None):
     """Retries for calls that may be repeated, and for calls that must not be.
 
     A POST can start a scan, so only a 429 (the API refused it) and connection failures (it
     never reached the API) repeat it; 5xx and read timeouts do not, since the work may have
-    started. ``Retry-After`` is honoured; backoff is exponential with jitter and capped.
+    started. ``Retry-After`` is honoured; backoff is exponential with jitter and capped, and no
+    retry starts after ``deadline()``.
     """
     options = dict(
         total=max_retries,
@@ -146,11 +208,13 @@ def _retry_policy(max_retries, idempotent, backoff_factor):
     else:
         options.update(read=0, status_forcelist=(429,), allowed_methods=None)
     try:
-        return Retry(**options)
+        retry = _DeadlineRetry(**options)
     except TypeError:  # urllib3 1.26 has neither backoff_jitter nor backoff_max
         options.pop("backoff_jitter", None)
         options.pop("backoff_max", None)
-        return Retry(**options)
+        retry = _DeadlineRetry(**options)
+    retry.deadline = deadline
+    return retry
 
 
 class HaloClient(object):
@@ -169,8 +233,9 @@ class HaloClient(object):
         self._verify = (ca_path or True) if validate_certs else False
         self._headers = {"User-Agent": user_agent, "Accept": "application/json"}
         self._sessions = {}
+        self._deadline = None
         for idempotent in (True, False):
-            retry = _retry_policy(max_retries, idempotent, backoff_factor)
+            retry = _retry_policy(max_retries, idempotent, backoff_factor, deadline=lambda: self._deadline)
             session = requests.Session()
             session.mount("http://", HTTPAdapter(max_retries=retry))
             session.mount("https://", HTTPAdapter(max_retries=retry))
@@ -183,6 +248,7 @@ class HaloClient(object):
     @classmethod
     def from_params(cls, params):
         """A client from module or plugin options named as in AUTH_ARGUMENT_SPEC."""
+        check_connection_options(params)
         return cls(
             api_host=params["api_host"], api_port=params.get("api_port"), api_key=params["api_key"],
             api_secret=params["api_secret"], validate_certs=params.get("validate_certs", True),
@@ -192,16 +258,28 @@ class HaloClient(object):
 
     # -- transport ---------------------------------------------------------------------------
 
+    def limit_total_time(self, seconds):
+        """Bound every later call (its wait and its retries) to end within ``seconds`` from now."""
+        self._deadline = time.monotonic() + seconds
+
+    def _call_timeout(self, method, path):
+        """``timeout`` for one call, shortened to what is left before the deadline, if any."""
+        if self._deadline is None:
+            return self.timeout
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise HaloError("Halo API %s %s not sent: the task's time limit ran out" % (method, path))
+        return min(self.timeout, left)
+
     def _send(self, method, path, auth=None, headers=None, **kwargs):
         session = self._sessions[method != "POST"]
         all_headers = dict(self._headers)
         all_headers.update(headers or {})
         try:
             return session.request(method, self.base_url + path, auth=auth, headers=all_headers,
-                                   verify=self._verify, timeout=self.timeout, **kwargs)
+                                   verify=self._verify, timeout=self._call_timeout(method, path), **kwargs)
         except requests.exceptions.SSLError as exc:
-            raise HaloError("TLS error talking to %s (%s %s): %s; set ca_path to the CA bundle or, for a "
-                            "test grid only, validate_certs=false" % (self.base_url, method, path, _first_line(exc)))
+            raise HaloError(self._tls_failure(method, path, exc))
         except requests.exceptions.RetryError as exc:
             raise HaloError("Halo API %s %s kept failing after retries: %s" % (method, path, _first_line(exc)))
         except requests.exceptions.ConnectTimeout:
@@ -211,26 +289,86 @@ class HaloClient(object):
             error = HaloOutcomeUnknownError if method == "POST" else HaloError
             raise error("Halo API %s %s timed out after %ss" % (method, path, self.timeout))
         except requests.exceptions.ConnectionError as exc:
+            unreachable = self._unreachable(method, path, exc)
+            if unreachable:
+                raise HaloError(unreachable)
             # Connections refused before sending were already retried by urllib3; what is left
             # may have failed after the request reached the API.
             error = HaloOutcomeUnknownError if method == "POST" and _was_sent(exc) else HaloError
             raise error("cannot reach the Halo API at %s (%s %s): %s"
                         % (self.base_url, method, path, _first_line(exc)))
 
+    def _tls_failure(self, method, path, exc):
+        """What a failed TLS handshake means: an untrusted certificate, or no TLS server at all."""
+        reason = _ssl_reason(exc)
+        if any(isinstance(cause, ssl.CertificateError) for cause in _causes(exc)):
+            return ("TLS error talking to %s (%s %s): %s; set ca_path to the CA bundle or, for a test grid "
+                    "only, validate_certs=false" % (self.base_url, method, path, reason))
+        other = self._other_scheme()
+        if other:
+            return "TLS error (%s %s): %s" % (method, path, other)
+        return "TLS handshake with %s failed (%s %s): %s" % (self.base_url, method, path, reason)
+
+    def _unreachable(self, method, path, exc):
+        """The message for a connection that never carried the call: the host name does not
+        resolve, the connection is refused, or the server speaks TLS to an http:// URL. None
+        for anything else (a proxy's failure, a server that broke off)."""
+        if isinstance(exc, requests.exceptions.ProxyError):
+            return None
+        causes = list(_causes(exc))
+        where = "cannot reach the Halo API at %s (%s %s)" % (self.base_url, method, path)
+        question = "is Halo reachable at %s?" % self.base_url
+        if any(isinstance(cause, socket.gaierror) for cause in causes):
+            resolving = [cause for cause in causes if isinstance(cause, socket.gaierror)][0]
+            return "%s: the host name %s does not resolve (%s); %s Check api_host" % (
+                where, urlsplit(self.base_url).hostname, resolving.strerror or resolving, question)
+        if any(isinstance(cause, urllib3_exceptions.NewConnectionError) for cause in causes):
+            refused = [cause for cause in causes if isinstance(cause, OSError) and cause.strerror]
+            reason = refused[0].strerror.lower() if refused else _first_line(exc)
+            return "%s: %s; %s Check api_host and api_port" % (where, reason, question)
+        # A TLS server meets a plain request by closing, resetting or answering TLS bytes; a
+        # silent server (a read timeout) is not that, and is not probed.
+        if any(isinstance(cause, (http_client.HTTPException, ConnectionResetError)) for cause in causes):
+            other = self._other_scheme()
+            if other:
+                return "Halo API %s %s: %s" % (method, path, other)
+        return None
+
+    def _other_scheme(self):
+        """When the server speaks the other protocol than ``base_url`` says (TLS on an http://
+        URL, plain HTTP on an https:// one), what to use instead; None otherwise. A direct
+        probe of the server, so not through a proxy."""
+        parts = urlsplit(self.base_url)
+        if requests.utils.get_environ_proxies(self.base_url):
+            return None
+        if self._deadline is not None and self._deadline - time.monotonic() < 2 * PROBE_TIMEOUT:
+            return None  # a task under a time limit (halo_scan) does not spend it on advice
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        host = "[%s]" % parts.hostname if ":" in parts.hostname else parts.hostname
+        if parts.scheme == "http" and _speaks_tls(parts.hostname, port):
+            return ("the server at %s speaks TLS (HTTPS), not plain HTTP: use https://%s:%d as api_host"
+                    % (self.base_url, host, port))
+        if parts.scheme == "https" and _speaks_plain_http(parts.hostname, port):
+            return ("the server at %s speaks plain HTTP, not TLS: use http://%s:%d as api_host"
+                    % (self.base_url, host, port))
+        return None
+
     def authenticate(self):
         """Get a new token (client credentials) and remember when it expires."""
         with self._token_lock:
             response = self._send("POST", "/oauth/access_token", params={"grant_type": "client_credentials"},
                                   auth=(self._key, self._secret))
+            if response.status_code == 400 and not _json_or_none(response):
+                # TLS servers answer plain HTTP with a 400 page (nginx, Go, Apache)
+                other = self._other_scheme()
+                if other:
+                    raise HaloError("Halo API POST /oauth/access_token: %s" % other)
             if response.status_code != 200:
                 error = HaloAuthError if response.status_code in (400, 401, 403) else HaloAPIError
                 raise error("POST", "/oauth/access_token", response.status_code,
                             "%s (check api_key and api_secret)" % api_error_text(response)
                             if response.status_code in (400, 401, 403) else api_error_text(response))
-            body = response.json()
-            self._token = body["access_token"]
-            self.scope = body.get("scope")
-            lifetime = int(body.get("expires_in") or 900)
+            self._token, self.scope, lifetime = _token_answer(response)
             self._token_expires = time.time() + max(lifetime - TOKEN_EXPIRY_MARGIN, lifetime / 2.0)
             return self._token
 
@@ -415,6 +553,22 @@ class HaloClient(object):
     def get_command(self, server_id, command_id):
         return self.get("/v1/servers/%s/commands/%s" % (server_id, command_id))["command"]
 
+    def get_scan(self, scan_id):
+        """One scan with its findings, or None while the service has not stored it yet."""
+        try:
+            return self.get("/v1/scans/%s" % scan_id).get("scan")
+        except HaloAPIError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def list_scans(self, server_id, module, since=None):
+        """The server's scans of ``module`` (oldest first), created at or after ``since``."""
+        params = {"server_id": server_id, "module": module}
+        if since:
+            params["since"] = since
+        return self.paginate("/v1/scans", "scans", params)
+
     def latest_scan(self, server_id, module):
         """The server's most recent scan of ``module`` with its findings, or None before the first."""
         try:
@@ -463,6 +617,118 @@ def _was_sent(exc):
     (a reset while reading the answer), rather than while connecting."""
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
     return not isinstance(reason, (urllib3_exceptions.NewConnectionError, urllib3_exceptions.ConnectTimeoutError))
+
+
+# Seconds a probe of what the server speaks may take; it runs only after a call failed.
+PROBE_TIMEOUT = 3
+
+
+def _speaks_tls(host, port):
+    """Whether host:port answers a TLS ClientHello in TLS (a handshake or an alert record)."""
+    return _is_tls_record(_answer_to_tls_hello(host, port))
+
+
+def _is_tls_record(data):
+    return len(data) >= 2 and data[:1] in (b"\x15", b"\x16") and data[1:2] == b"\x03"
+
+
+def _speaks_plain_http(host, port):
+    """Whether host:port speaks plain HTTP: it answers a TLS ClientHello not in TLS, and a
+    plain request with an HTTP status line. (A TLS server may answer a plain request in HTTP,
+    as nginx does, so that alone proves nothing.)"""
+    answer = _answer_to_tls_hello(host, port)
+    if _is_tls_record(answer):
+        return False
+    if answer == b"HTTP/":
+        return True
+    request = ("HEAD / HTTP/1.0\r\nHost: %s\r\n\r\n" % host).encode("ascii", "replace")
+    return _first_bytes(host, port, request) == b"HTTP/"
+
+
+def _answer_to_tls_hello(host, port):
+    """The first bytes host:port sends back to a TLS ClientHello (b"" for none)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # only the protocol is looked at, never trusted
+    outgoing = ssl.MemoryBIO()
+    tls = context.wrap_bio(ssl.MemoryBIO(), outgoing, server_hostname=host)
+    try:
+        tls.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return _first_bytes(host, port, outgoing.read())
+
+
+def _first_bytes(host, port, request, count=5):
+    try:
+        with socket.create_connection((host, port), PROBE_TIMEOUT) as sock:
+            sock.sendall(request)
+            answer = b""
+            while len(answer) < count:
+                chunk = sock.recv(count - len(answer))
+                if not chunk:
+                    break
+                answer += chunk
+            return answer
+    except (OSError, ValueError):
+        return b""
+
+
+def _causes(exc):
+    """``exc`` and every exception it wraps (requests -> urllib3 -> ssl/socket), each once."""
+    seen = []
+    pending = [exc]
+    while pending:
+        current = pending.pop(0)
+        if not isinstance(current, BaseException) or any(current is known for known in seen):
+            continue
+        seen.append(current)
+        pending.extend(current.args)
+        pending.extend([getattr(current, "reason", None), current.__cause__, current.__context__])
+    return seen
+
+
+def _ssl_reason(exc):
+    """The TLS library's own words, without the connection pool's wrapping."""
+    inner = [cause for cause in _causes(exc) if isinstance(cause, ssl.SSLError)]
+    return _first_line(inner[-1] if inner else exc)
+
+
+def _json_or_none(response):
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _token_answer(response):
+    """(access token, scope, lifetime in seconds) from the token endpoint's answer, or a
+    HaloError saying what is wrong with it (never quoting it: it may carry a token)."""
+    what = "Halo API POST /oauth/access_token answered HTTP %s, but the token answer is malformed: " % (
+        response.status_code)
+    try:
+        body = response.json()
+    except ValueError:
+        raise HaloError(what + "not JSON (Content-Type %s, %d bytes); is api_host the Halo API?"
+                        % (response.headers.get("Content-Type") or "none", len(response.content or b"")))
+    if not isinstance(body, dict):
+        raise HaloError(what + "not a JSON object")
+    token = body.get("access_token")
+    if not token or not isinstance(token, str):
+        raise HaloError(what + "no access_token string")
+    lifetime = body.get("expires_in")
+    if lifetime is None:
+        lifetime = 900
+    else:
+        try:
+            if isinstance(lifetime, bool):
+                raise ValueError(lifetime)
+            lifetime = float(lifetime)
+        except (TypeError, ValueError):
+            lifetime = None
+        if lifetime is None or not math.isfinite(lifetime) or lifetime <= 0:
+            raise HaloError(what + "expires_in is %r, not a number of seconds" % (body.get("expires_in"),))
+    return token, body.get("scope"), lifetime
 
 
 def _first_line(exc):

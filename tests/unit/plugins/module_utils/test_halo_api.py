@@ -193,3 +193,47 @@ def test_no_proxy_bypasses_the_proxy(fake_halo, monkeypatch):
     with pytest.raises(HaloError, match="cannot reach the Halo API at http://halo.invalid:8080"):
         client.list_groups()
     assert fake_halo.requests == []
+
+
+def test_a_time_limit_stops_a_call_and_its_retries_at_the_deadline(fake_halo):
+    """An API that accepts requests but never answers (a frozen grid) must not hold a bounded
+    task: the call waits only until the deadline, and no retry starts after it."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    accepted, requests_seen = [], []
+
+    def accept_and_stay_silent():
+        while True:
+            try:
+                connection, dummy = listener.accept()
+            except OSError:
+                return
+            accepted.append(connection)
+            connection.settimeout(5)
+            try:
+                requests_seen.append(connection.recv(4096).split(b"\r\n", 1)[0])
+            except OSError:
+                pass
+
+    threading.Thread(target=accept_and_stay_silent, daemon=True).start()
+    client = HaloClient(api_host="http://127.0.0.1:%d" % listener.getsockname()[1], api_key="key-id",
+                        api_secret="s3cret", timeout=300, max_retries=5, backoff_factor=0)
+    client._token, client._token_expires = "token", float("inf")  # the token is not what is tested
+    client.limit_total_time(0.5)
+    try:
+        with pytest.raises(HaloError) as failure:
+            client.get("/v1/servers")
+        # Without the limit, a GET that times out is retried 5 times, 300 s each.
+        assert requests_seen.count(b"GET /v1/servers HTTP/1.1") == 1
+        assert "timed out" in str(failure.value) or "time limit" in str(failure.value)
+        with pytest.raises(HaloError, match="time limit ran out"):
+            client.get("/v1/groups")
+        assert not [line for line in requests_seen if b"/v1/groups" in line]
+    finally:
+        listener.close()
+        for connection in accepted:
+            connection.close()
