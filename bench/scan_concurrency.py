@@ -61,7 +61,7 @@ def main():
                 servers = client.list_servers()
                 figures = {}
                 for workers in (1, args.servers):
-                    scanner = Scanner(client, timeout=600, poll_interval=args.poll_interval, max_workers=workers)
+                    scanner = Scanner(client, scan_timeout=600, poll_interval=args.poll_interval, max_workers=workers)
                     started = time.monotonic()
                     results = scanner.scan(servers)
                     figures[workers] = time.monotonic() - started

@@ -8,7 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import HaloError, HaloOutcomeUnknownError
 
@@ -16,6 +16,7 @@ from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import 
 SCAN_MODULES = {"sca": "sca", "csm": "sca", "svm": "svm", "sva": "svm", "fim": "fim", "sam": "sam", "sv": "sv"}
 CLEAN = "completed_clean"
 FINISHED_COMMAND_STATES = ("completed", "failed")
+FINISHED_SCAN_STATES = (CLEAN, "completed_with_errors", "failed")
 # What a failed rule reports of each check that did not pass; always all keys, so templates
 # and conditions can rely on them.
 CHECK_FIELDS = ("type", "target", "config_key", "expected", "actual", "status", "reason")
@@ -33,6 +34,23 @@ def scan_verdict(scan):
         and not scan.get("critical_findings_count")
         and not scan.get("non_critical_findings_count")
     )
+
+
+def missing_evidence(scan):
+    """Why a clean-looking scan proves nothing, or None when it does.
+
+    A scan of a group without a configuration policy, or with no active rule, completes
+    clean with zero findings: it evaluated nothing, so it cannot admit a server. Every
+    finding of a pass must be ``good`` too (an indeterminate one is not proof).
+    """
+    findings = scan.get("findings")
+    if not scan.get("ok_findings_count") or (findings is not None and not findings):
+        return ("the scan evaluated no rule (does the server's group have a configuration policy with "
+                "active rules?); a scan that checked nothing is not a pass")
+    not_good = [finding for finding in findings or [] if finding.get("status") != "good"]
+    if not_good:
+        return "the scan is %s but %d finding(s) are not good" % (scan.get("status"), len(not_good))
+    return None
 
 
 def failed_rules(scan):
@@ -68,6 +86,7 @@ def _base_result(server):
         "completed_at": None,
         "failed_rules": [],
         "passed": False,
+        "error": False,
         "timed_out": False,
         "attempts": 0,
         "msg": "",
@@ -75,6 +94,7 @@ def _base_result(server):
 
 
 def _with_scan(result, scan):
+    """Judge ``scan`` into ``result``: passed, kept (bad findings), or no verdict (``error``)."""
     result.update(
         scan_id=scan.get("id"),
         status=scan.get("status"),
@@ -85,23 +105,45 @@ def _with_scan(result, scan):
         failed_rules=failed_rules(scan),
         passed=scan_verdict(scan),
     )
+    if result["passed"]:
+        reason = missing_evidence(scan)
+        if reason:
+            result.update(passed=False, error=True, msg=reason)
+    elif scan.get("status") not in FINISHED_SCAN_STATES:
+        result.update(error=True, msg="the scan is %s, not finished" % scan.get("status"))
+    elif scan.get("status") == "failed":
+        result.update(error=True, msg="the scan failed on the server: %s" % (scan.get("result") or "no reason given"))
+    return result
+
+
+def _no_verdict(result, status, msg, timed_out=False):
+    result.update(status=status, passed=False, error=True, timed_out=timed_out, msg=msg)
     return result
 
 
 class Scanner(object):
-    """Starts one scan per server and waits for all of them, ``max_workers`` at a time."""
+    """Starts one scan per server and waits for all of them, ``max_workers`` at a time.
 
-    def __init__(self, client, module="sca", timeout=300, poll_interval=2.0, max_workers=10,
-                 rescan_failed=1, clock=time.monotonic, sleep=time.sleep):
+    The verdict of a server is the scan produced by the command this scanner started, found
+    through the command's ``scan_id`` (the grid, and any service that links the two); a scan
+    that cannot be linked to the command never passes unless ``require_scan_link`` is off.
+    """
+
+    def __init__(self, client, module="sca", scan_timeout=300, poll_interval=2.0, max_workers=10,
+                 rescan_failed=1, require_scan_link=True, progress=None, progress_interval=15,
+                 clock=time.monotonic, sleep=time.sleep):
         if module not in SCAN_MODULES:
             raise HaloError("unknown scan module %r; Halo knows %s" % (module, ", ".join(sorted(SCAN_MODULES))))
         self.client = client
         self.module = module
         self.results_path = SCAN_MODULES[module]
-        self.timeout = timeout
+        self.scan_timeout = scan_timeout
         self.poll_interval = poll_interval
         self.max_workers = max_workers
         self.rescan_failed = rescan_failed
+        self.require_scan_link = require_scan_link
+        self.progress = progress
+        self.progress_interval = progress_interval
         self._clock = clock
         self._sleep = sleep
 
@@ -112,10 +154,11 @@ class Scanner(object):
             result = _base_result(server)
             scan = self.client.latest_scan(server["id"], self.results_path)
             if scan is None:
-                result["msg"] = "no %s scan stored for this server yet" % self.module
+                result.update(status="not_scanned",
+                              msg="no %s scan stored for this server yet; check mode starts none" % self.module)
             else:
                 _with_scan(result, scan)
-                result["msg"] = "latest stored scan; no new scan was started (check mode)"
+                result["msg"] = result["msg"] or "latest stored scan; no new scan was started (check mode)"
             results.append(result)
         return results
 
@@ -123,78 +166,160 @@ class Scanner(object):
         """Scan every server now; results in the order of ``servers``."""
         if not servers:
             return []
-        deadline = self._clock() + self.timeout
+        started = self._clock()
+        deadline = started + self.scan_timeout
         workers = max(1, min(self.max_workers, len(servers)))
         with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = [pool.submit(self._scan_one, server, deadline) for server in servers]
+            if self.progress:
+                self._report_progress(futures, started)
             return [future.result() for future in futures]
+
+    def _report_progress(self, futures, started):
+        pending = set(futures)
+        while pending:
+            dummy, pending = wait(pending, timeout=self.progress_interval)
+            finished = [future.result() for future in futures if future.done()]
+            self.progress(
+                "%d/%d scans finished (%d passed, %d kept, %d without verdict), %d waiting, %ds elapsed"
+                % (len(finished), len(futures), sum(1 for r in finished if r["passed"]),
+                   sum(1 for r in finished if not r["passed"] and not r["error"]),
+                   sum(1 for r in finished if r["error"]), len(pending), self._clock() - started))
 
     def _scan_one(self, server, deadline):
         # A scan that failed on the server (not one that found problems) is started again,
-        # as CloudPassage's own scan-and-move script does, while time is left.
-        for attempt in range(1, self.rescan_failed + 2):
+        # as CloudPassage's own scan-and-move script does, while time is left. A request whose
+        # outcome is unknown is asked once more: the verdict follows the command this task
+        # knows, so a second scan costs a scan, never a wrong verdict.
+        failed_runs = unknown_starts = 0
+        attempt = 0
+        while True:
+            attempt += 1
             result = _base_result(server)
             result["attempts"] = attempt
             try:
                 result = self._run_scan(server, deadline, result)
+            except HaloOutcomeUnknownError as exc:
+                unknown_starts += 1
+                if unknown_starts <= 1 and self._clock() < deadline:
+                    continue
+                return _no_verdict(result, "error", "%s; whether the scan started is unknown, so there is no "
+                                                    "verdict" % exc)
             except HaloError as exc:
                 # One server's failure must not hide the others' results, and is never a pass.
-                result.update(status=result["status"] or "error", passed=False, msg=str(exc))
+                return _no_verdict(result, result["status"] or "error", str(exc))
+            if result["status"] != "failed":
                 return result
-            if result["status"] != "failed" or self._clock() >= deadline:
+            failed_runs += 1
+            if failed_runs > self.rescan_failed or self._clock() >= deadline:
                 return result
-        return result
 
     def _run_scan(self, server, deadline, result):
         server_id = server["id"]
-        # The scan we judge must be one that finished after we asked for it: remember the
-        # previous one, so an old clean result can never admit a server.
-        previous = self.client.latest_scan(server_id, self.results_path)
-        previous_id = previous.get("id") if previous else None
-        try:
-            command = self.client.start_scan(server_id, self.module)
-        except HaloOutcomeUnknownError as exc:
-            return self._await_unconfirmed_scan(server_id, previous_id, deadline, result, exc)
+        command = self.client.start_scan(server_id, self.module)
         result["command_id"] = command.get("id")
         # Look at least once after starting: with more servers than workers, a server's turn
         # can come after the deadline, and a scan that already finished must still count.
         while command.get("status") not in FINISHED_COMMAND_STATES:
             self._sleep(self.poll_interval)
-            command = self.client.get_command(server_id, command["id"])
+            command = dict(command, **self.client.get_command(server_id, command["id"]))
             if command.get("status") not in FINISHED_COMMAND_STATES and self._clock() >= deadline:
-                result.update(status="timed_out", timed_out=True,
-                              msg="the scan did not finish within %ss (command %s is %s; is the agent running?)"
-                              % (self.timeout, command.get("id"), command.get("status")))
-                return result
+                return _no_verdict(result, "timed_out", "the scan did not finish within %ss (command %s is %s; is "
+                                                        "the agent running?)" % (self.scan_timeout, command.get("id"),
+                                                                                 command.get("status")),
+                                   timed_out=True)
         if command["status"] == "failed":
-            result.update(status="failed", msg="the scan failed on the server: %s" % (command.get("result") or "no reason given"))
-            return result
-        # The result can lag the command for a moment (eventual consistency).
-        scan = self._wait_for_new_scan(server_id, previous_id, deadline)
-        if scan is None:
-            result.update(status="timed_out", timed_out=True,
-                          msg="command %s completed but no new scan result appeared within %ss"
-                          % (command["id"], self.timeout))
-            return result
-        return _with_scan(result, scan)
+            return _no_verdict(result, "failed", "the scan failed on the server: %s"
+                               % (command.get("result") or "no reason given"))
+        if command.get("scan_id"):
+            return self._judge_linked_scan(server_id, command, deadline, result)
+        if self.require_scan_link:
+            return _no_verdict(result, "unlinked", "the API did not say which scan command %s produced (no scan_id), "
+                                                   "so no scan can be proved to be this task's own; set "
+                                                   "require_scan_link=false to judge every scan since the command "
+                                                   "instead" % command["id"])
+        return self._judge_scans_since(server_id, command, deadline, result)
 
-    def _await_unconfirmed_scan(self, server_id, previous_id, deadline, result, error):
-        """Starting the scan failed in a way that does not say whether it started. Starting it
-        again could run two scans, so wait for a new result instead."""
-        scan = self._wait_for_new_scan(server_id, previous_id, deadline)
-        if scan is None:
-            result.update(status="error", msg="%s; the scan was not started again (the first request may have "
-                                              "started one) and no new result appeared within %ss"
-                                              % (error, self.timeout))
-            return result
-        return _with_scan(result, scan)
-
-    def _wait_for_new_scan(self, server_id, previous_id, deadline):
-        """The server's newest scan once it differs from ``previous_id``; None at the deadline."""
+    def _judge_linked_scan(self, server_id, command, deadline, result):
+        """The scan that ``command`` produced; it may lag the command for a moment."""
         while True:
-            scan = self.client.latest_scan(server_id, self.results_path)
-            if scan is not None and scan.get("id") != previous_id:
-                return scan
+            scan = self.client.get_scan(command["scan_id"])
+            if scan is not None and scan.get("status") in FINISHED_SCAN_STATES:
+                break
             if self._clock() >= deadline:
-                return None
+                return _no_verdict(result, "timed_out", "command %s completed but its scan %s was not stored within "
+                                                        "%ss" % (command["id"], command["scan_id"], self.scan_timeout),
+                                   timed_out=True)
             self._sleep(self.poll_interval)
+        mismatch = [name for name, value in (("server_id", server_id), ("command_id", command["id"]))
+                    if scan.get(name) not in (None, value)]
+        if SCAN_MODULES.get(scan.get("module"), self.results_path) != self.results_path:
+            mismatch.append("module")
+        if mismatch:
+            return _no_verdict(result, "unlinked", "scan %s named by command %s belongs elsewhere (%s differs)"
+                               % (scan.get("id"), command["id"], ", ".join(mismatch)))
+        return _with_scan(result, scan)
+
+    def _judge_scans_since(self, server_id, command, deadline, result):
+        """Without a link, every scan of the server since the command was created is judged and
+        the worst one counts: a scan that ran beside ours can then only keep a server, never pass it."""
+        while True:
+            scans = [scan for scan in self.client.list_scans(server_id, self.results_path, command.get("created_at"))
+                     if scan.get("status") in FINISHED_SCAN_STATES]
+            if scans:
+                break
+            if self._clock() >= deadline:
+                return _no_verdict(result, "timed_out", "command %s completed but no scan since it was stored within "
+                                                        "%ss" % (command["id"], self.scan_timeout), timed_out=True)
+            self._sleep(self.poll_interval)
+        judged = [_with_scan(dict(result), self.client.get_scan(scan["id"]) or scan) for scan in scans]
+        judged.sort(key=lambda entry: (entry["passed"], not entry["error"]))
+        return judged[0]
+
+
+# The options of halo_scan besides the connection and the server selection; the module and its
+# action plugin (which adds progress lines) both validate with it.
+SCAN_ARGUMENT_SPEC = dict(
+    module=dict(type="str", default="sca", choices=sorted(SCAN_MODULES)),
+    scan_timeout=dict(type="int", default=300),
+    poll_interval=dict(type="float", default=2),
+    max_workers=dict(type="int", default=10),
+    rescan_failed=dict(type="int", default=1),
+    require_scan_link=dict(type="bool", default=True),
+    progress_interval=dict(type="int", default=15),
+)
+
+
+def scan_option_errors(params):
+    """What is wrong with the scan options, as messages for the user."""
+    errors = []
+    for name in ("scan_timeout", "max_workers", "progress_interval"):
+        if params[name] < 1:
+            errors.append("%s must be at least 1, got %s" % (name, params[name]))
+    if params["rescan_failed"] < 0:
+        errors.append("rescan_failed must be 0 or more, got %s" % params["rescan_failed"])
+    if params["poll_interval"] <= 0:
+        errors.append("poll_interval must be more than 0, got %s" % params["poll_interval"])
+    return errors
+
+
+def run_scans(client, params, check_mode, select, progress=None):
+    """halo_scan's whole task: select the servers, scan them (or, in check mode, read their
+    latest stored scans) and count the outcomes. The task ends within ``scan_timeout`` plus one
+    API ``timeout``: every call and its retries stop there."""
+    client.limit_total_time(params["scan_timeout"] + client.timeout)
+    scanner = Scanner(client, module=params["module"], scan_timeout=params["scan_timeout"],
+                      poll_interval=params["poll_interval"], max_workers=params["max_workers"],
+                      rescan_failed=params["rescan_failed"], require_scan_link=params["require_scan_link"],
+                      progress=progress, progress_interval=params["progress_interval"])
+    servers = select(client, params)
+    results = scanner.latest(servers) if check_mode else scanner.scan(servers)
+    passed = sum(1 for result in results if result["passed"])
+    return {
+        "changed": False,
+        "results": results,
+        "passed_count": passed,
+        "failed_count": len(results) - passed,
+        "error_count": sum(1 for result in results if result["error"]),
+        "timed_out_count": sum(1 for result in results if result["timed_out"]),
+    }

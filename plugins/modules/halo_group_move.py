@@ -16,6 +16,12 @@ description:
     policies and firewall to it.
   - A server already in the destination group is left alone, so a second run changes nothing.
   - An unknown destination fails before anything moves, naming the groups that exist.
+  - With O(from_group), a server moves only if it is still in that group; each server is read
+    again just before its own move, and one that an operator (or another job) has moved
+    elsewhere meanwhile is left where it is and reported in RV(left_alone). The admission role
+    uses this so that only servers still in the group their scan was judged in are promoted.
+  - The Halo API has no compare-and-set, so a window remains between that last read and the
+    move (one API call long); a server moved by someone else inside it still moves.
 author:
   - cloudpassage.halo contributors (@cloudpassage)
 extends_documentation_fragment:
@@ -27,6 +33,11 @@ options:
       - The group to move the servers to, by name or id.
     type: str
     required: true
+  from_group:
+    description:
+      - Move a server only while it is still in this group (by name or id), read again right
+        before its move; others are left alone and reported in RV(left_alone).
+    type: str
 attributes:
   check_mode:
     support: full
@@ -40,6 +51,12 @@ EXAMPLES = r"""
 - name: Promote the servers that passed their scan
   cloudpassage.halo.halo_group_move:
     server_ids: "{{ scan.results | selectattr('passed') | map(attribute='server_id') | list }}"
+    destination_group: ProdWebClean
+
+- name: Promote the servers that passed, unless someone moved them out of staging meanwhile
+  cloudpassage.halo.halo_group_move:
+    server_ids: "{{ scan.results | selectattr('passed') | map(attribute='server_id') | list }}"
+    from_group: ProdWebDirty
     destination_group: ProdWebClean
 
 - name: Put the application server into the protected group
@@ -79,6 +96,21 @@ unchanged:
     hostname:
       description: Host name.
       type: str
+left_alone:
+  description: Servers not moved because they were no longer in O(from_group), with the group they are in now.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    server_id:
+      description: Server id.
+      type: str
+    hostname:
+      description: Host name.
+      type: str
+    group_name:
+      description: Name of the group the server is in now.
+      type: str
 destination_group:
   description: The destination group (C(id), C(name)).
   returned: always
@@ -96,12 +128,20 @@ from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_module impo
 def move(module):
     client = module.client
     destination = client.find_group(module.params["destination_group"])
+    source = client.find_group(module.params["from_group"]) if module.params["from_group"] else None
     servers = select_servers(client, module.params)
     to_move = [server for server in servers if server.get("group_id") != destination["id"]]
     if to_move and not module.check_mode:
         client.require_write_scope()
-    moved = []
+    moved, left_alone = [], []
     for server in to_move:
+        if source is not None:
+            # Re-read just before the move: the group the caller judged it in may be stale.
+            current = client.get_server(server["id"])
+            if current.get("group_id") != source["id"]:
+                left_alone.append({"server_id": server["id"], "hostname": server.get("hostname"),
+                                   "group_name": current.get("group_name")})
+                continue
         if not module.check_mode:
             try:
                 client.move_server(server["id"], destination["id"])
@@ -116,11 +156,12 @@ def move(module):
         "moved": moved,
         "unchanged": [{"server_id": server["id"], "hostname": server.get("hostname")}
                       for server in servers if server.get("group_id") == destination["id"]],
+        "left_alone": left_alone,
         "destination_group": {"id": destination["id"], "name": destination.get("name")},
     }
     if module._diff:
         result["diff"] = {
-            "before": dict((server.get("hostname") or server["id"], server.get("group_name")) for server in to_move),
+            "before": dict((entry["hostname"] or entry["server_id"], entry["from_group"]) for entry in moved),
             "after": dict((entry["hostname"] or entry["server_id"], entry["to_group"]) for entry in moved),
         }
     return result
@@ -128,7 +169,7 @@ def move(module):
 
 def main():
     argument_spec = dict(SERVER_SELECTION_ARGUMENT_SPEC)
-    argument_spec.update(destination_group=dict(type="str", required=True))
+    argument_spec.update(destination_group=dict(type="str", required=True), from_group=dict(type="str"))
     module = HaloModule(argument_spec=argument_spec, supports_check_mode=True)
     module.run(move)
 

@@ -13,11 +13,16 @@ short_description: Scan Halo servers now and report, per server, whether it pass
 version_added: 0.1.0
 description:
   - Starts a scan on every selected server in one task, a bounded number at a time, waits
-    for all of them up to O(timeout), and returns per server the scan status, the finding
+    for all of them up to O(scan_timeout), and returns per server the scan status, the finding
     counts, the rules that failed with expected and actual values, and a verdict.
-  - A server C(passed) only when a scan started by this task completed C(completed_clean)
-    with no critical and no non-critical finding. A server whose scan failed, timed out or
-    could not be started is reported as such and never as passed.
+  - A server C(passed) only when the scan produced by the command this task started completed
+    C(completed_clean) with no critical and no non-critical finding, and evaluated at least one
+    rule, every one of them good. The scan is found through the command's C(scan_id), never as
+    "the latest scan", so an older or concurrent scan can never admit a server.
+  - A server whose scan failed, timed out, could not be started, evaluated no rule or cannot be
+    linked to its command gets no verdict (RV(results[].error)) and never passes.
+  - Progress (how many scans finished, passed, were kept, waiting) is printed every
+    O(progress_interval) seconds while the task runs, in plain C(ansible-playbook) output and in AWX.
   - Scanning changes no configuration, so the task reports C(changed=false).
 author:
   - cloudpassage.halo contributors (@cloudpassage)
@@ -31,9 +36,11 @@ options:
     type: str
     default: sca
     choices: [sca, csm, svm, sva, fim, sam, sv]
-  timeout:
+  scan_timeout:
     description:
       - Seconds to wait for all scans together. Servers still scanning then are reported as timed out.
+      - The whole task ends within O(scan_timeout) plus one O(timeout), however slow the API is.
+      - Before 0.2.0 this option was called O(timeout), which now is the per-call API limit as in every module.
     type: int
     default: 300
   poll_interval:
@@ -49,10 +56,28 @@ options:
   rescan_failed:
     description:
       - How many times a scan that failed on the server (status C(failed), not a scan that
-        found bad findings) is started again while O(timeout) allows, as CloudPassage's own
+        found bad findings) is started again while O(scan_timeout) allows, as CloudPassage's own
         scan-and-move script does.
     type: int
     default: 1
+  require_scan_link:
+    description:
+      - Judge only the scan that the API names as produced by this task's command (the command's
+        C(scan_id), which the grid gives). A server whose scan cannot be linked so gets no verdict.
+      - V(false) is for a service that does not link commands and scans. Every scan of the server
+        created since the command is then judged and the worst one counts, so a scan that ran beside
+        this task's own can keep a server but not admit it; a scan of this task's own that the
+        service stores later than a concurrent clean one is not seen.
+    type: bool
+    default: true
+  progress_interval:
+    description:
+      - Seconds between two progress lines while scans run.
+    type: int
+    default: 15
+notes:
+  - The task runs on the controller (an action plugin), where it prints its progress; the
+    connection environment variables are read there.
 attributes:
   check_mode:
     support: full
@@ -66,7 +91,7 @@ EXAMPLES = r"""
 - name: Scan every workload in the staging group
   cloudpassage.halo.halo_scan:
     group: ProdWebDirty
-    timeout: 600
+    scan_timeout: 600
   register: scan
 
 - name: Report the hosts that failed, with their failed rules
@@ -111,7 +136,8 @@ results:
     status:
       description:
         - The scan status (C(completed_clean), C(completed_with_errors), C(failed)), or
-          C(timed_out) or C(error) when there is no result to judge.
+          C(timed_out), C(error) or C(unlinked) when there is no result to judge, or
+          C(not_scanned) in check mode for a server with no stored scan.
       type: str
     critical_findings_count:
       description: Failed critical rules.
@@ -144,6 +170,12 @@ results:
     passed:
       description: Whether the server may be admitted.
       type: bool
+    error:
+      description:
+        - Whether the server got no verdict at all (the scan failed, timed out, could not be started,
+          evaluated no rule or could not be linked to its command); RV(results[].msg) says why.
+        - A server with bad findings is not an error; it is kept.
+      type: bool
     timed_out:
       description: Whether the scan did not finish in time.
       type: bool
@@ -151,7 +183,7 @@ results:
       description: How many scans were started for the server (more than 1 after a failed scan, see O(rescan_failed)).
       type: int
     msg:
-      description: Why there is no verdict, when there is none.
+      description: Why there is no verdict, when there is none, or a note on the scan judged.
       type: str
 passed_count:
   description: Servers that passed.
@@ -159,6 +191,10 @@ passed_count:
   type: int
 failed_count:
   description: Servers that did not pass (bad findings, failed, timed out or not started).
+  returned: always
+  type: int
+error_count:
+  description: Servers with no verdict (see RV(results[].error)).
   returned: always
   type: int
 timed_out_count:
@@ -172,44 +208,23 @@ from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_module impo
     HaloModule,
     select_servers,
 )
-from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_scanning import SCAN_MODULES, Scanner
-
-
-def scan(module):
-    params = module.params
-    scanner = Scanner(module.client, module=params["module"], timeout=params["timeout"],
-                      poll_interval=params["poll_interval"], max_workers=params["max_workers"],
-                      rescan_failed=params["rescan_failed"])
-    servers = select_servers(module.client, params)
-    results = scanner.latest(servers) if module.check_mode else scanner.scan(servers)
-    passed = sum(1 for result in results if result["passed"])
-    return {
-        "changed": False,
-        "results": results,
-        "passed_count": passed,
-        "failed_count": len(results) - passed,
-        "timed_out_count": sum(1 for result in results if result["timed_out"]),
-    }
+from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_scanning import (
+    SCAN_ARGUMENT_SPEC,
+    run_scans,
+    scan_option_errors,
+)
 
 
 def main():
+    # The action plugin of the same name runs this task on the controller with progress
+    # lines; this entry point serves a direct run of the module (it prints no progress).
     argument_spec = dict(SERVER_SELECTION_ARGUMENT_SPEC)
-    argument_spec.update(
-        module=dict(type="str", default="sca", choices=sorted(SCAN_MODULES)),
-        timeout=dict(type="int", default=300),
-        poll_interval=dict(type="float", default=2),
-        max_workers=dict(type="int", default=10),
-        rescan_failed=dict(type="int", default=1),
-    )
+    argument_spec.update(SCAN_ARGUMENT_SPEC)
     module = HaloModule(argument_spec=argument_spec, supports_check_mode=True)
-    for name in ("timeout", "max_workers"):
-        if module.params[name] < 1:
-            module.fail_json(msg="%s must be at least 1, got %s" % (name, module.params[name]))
-    if module.params["rescan_failed"] < 0:
-        module.fail_json(msg="rescan_failed must be 0 or more, got %s" % module.params["rescan_failed"])
-    if module.params["poll_interval"] <= 0:
-        module.fail_json(msg="poll_interval must be more than 0, got %s" % module.params["poll_interval"])
-    module.run(scan)
+    errors = scan_option_errors(module.params)
+    if errors:
+        module.fail_json(msg="; ".join(errors))
+    module.run(lambda module: run_scans(module.client, module.params, module.check_mode, select_servers))
 
 
 if __name__ == "__main__":

@@ -50,6 +50,8 @@ def test_an_unknown_group_fails_naming_the_known_groups(two_hosts):
 def test_a_host_whose_agent_stopped_stays_and_is_reported_as_timed_out(two_hosts):
     two_hosts.agents["web1"].stop()
     run = two_hosts.playbook("admit.yml", "-e", "halo_scan_timeout=5")
-    assert run.rc == 0, run
+    # A host that got no verdict fails the job: a scheduler must see that admission did not happen.
+    assert run.rc != 0, run
     assert two_hosts.membership() == {"web1": "ProdWebDirty", "web2": "ProdWebDirty"}
     assert "timed_out" in run.output
+    assert two_hosts.secret not in run.output

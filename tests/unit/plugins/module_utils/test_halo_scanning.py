@@ -1,7 +1,12 @@
 import pytest
 
 from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import HaloAPIError, HaloOutcomeUnknownError
-from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_scanning import Scanner, failed_rules, scan_verdict
+from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_scanning import (
+    Scanner,
+    failed_rules,
+    missing_evidence,
+    scan_verdict,
+)
 
 BAD_ROOT_LOGIN = {
     "rule_name": "SSH root login disabled", "critical": True, "status": "bad",
@@ -24,53 +29,81 @@ class FakeClock:
 
 
 class ScriptedClient:
-    """Per server: the command states it goes through and the scans it has stored."""
+    """Per server: the command states its scans go through, and the scan each command produces.
 
-    def __init__(self, commands, scans_before, scans_after):
+    ``produced[server_id]`` is a list, one scan per started command (the last repeats). Each
+    command names its scan through ``scan_id``, as the grid does; ``latest`` is what the
+    server's "latest scan" endpoint would answer, which a correct scanner never reads."""
+
+    def __init__(self, commands, produced, latest=None, link=True):
         self.commands = commands
-        self.scans = dict(scans_before)
-        self.scans_after = scans_after
+        self.produced = produced
+        self.latest = dict(latest or {})
+        self.link = link
         self.started = []
+        self.stored = {}
 
     def latest_scan(self, server_id, module):
-        return self.scans.get(server_id)
+        return self.latest.get(server_id)
 
     def start_scan(self, server_id, module):
         self.started.append((server_id, module))
-        return {"id": "cmd-" + server_id, "status": "queued"}
+        number = sum(1 for started in self.started if started[0] == server_id)
+        command = {"id": "cmd-%s-%d" % (server_id, number), "status": "queued", "created_at": "T%d" % number}
+        if self.link:
+            command["scan_id"] = "scan-%s-%d" % (server_id, number)
+        return command
 
     def get_command(self, server_id, command_id):
         states = self.commands[server_id]
         status = states.pop(0) if len(states) > 1 else states[0]
-        if status == "completed" and server_id in self.scans_after:
-            self.scans[server_id] = self.scans_after[server_id]
-        return {"id": command_id, "status": status, "result": "agent crashed" if status == "failed" else None}
+        number = int(command_id.rsplit("-", 1)[1])
+        if status == "completed":
+            scans = self.produced[server_id]
+            scan = dict(scans[min(number, len(scans)) - 1], server_id=server_id, command_id=command_id,
+                        module="sca", id="scan-%s-%d" % (server_id, number))
+            self.stored[scan["id"]] = scan
+        answer = {"id": command_id, "status": status, "result": "agent crashed" if status == "failed" else None}
+        if self.link:
+            answer["scan_id"] = "scan-%s-%d" % (server_id, number)
+        return answer
+
+    def get_scan(self, scan_id):
+        return self.stored.get(scan_id)
+
+    def list_scans(self, server_id, module, since=None):
+        return [scan for scan in self.stored.values() if scan["server_id"] == server_id]
 
 
-def scan(id_, status, critical=0, non_critical=0, findings=()):
-    return {"id": id_, "status": status, "critical_findings_count": critical,
-            "non_critical_findings_count": non_critical, "ok_findings_count": 20, "findings": list(findings)}
+GOOD_RULE = {"rule_name": "Telnet is not installed", "critical": False, "status": "good", "details": []}
+
+
+def scan(status, critical=0, non_critical=0, findings=None, ok=20):
+    if findings is None:
+        findings = [GOOD_RULE] if status == "completed_clean" and not critical and not non_critical else []
+    return {"status": status, "critical_findings_count": critical, "non_critical_findings_count": non_critical,
+            "ok_findings_count": ok, "findings": list(findings)}
 
 
 SERVERS = [{"id": "s1", "hostname": "web1"}, {"id": "s2", "hostname": "web2"}]
 
 
-def run(client, servers=None, timeout=30):
+def run(client, servers=None, timeout=30, **options):
     clock = FakeClock()
-    scanner = Scanner(client, timeout=timeout, poll_interval=1, max_workers=1, clock=clock, sleep=clock.sleep)
+    scanner = Scanner(client, scan_timeout=timeout, poll_interval=1, max_workers=1, clock=clock,
+                      sleep=clock.sleep, **options)
     return scanner.scan(SERVERS if servers is None else servers)
 
 
 def test_clean_server_passes_and_dirty_server_reports_its_failed_rule():
     client = ScriptedClient(
         commands={"s1": ["pending", "started", "completed"], "s2": ["completed"]},
-        scans_before={},
-        scans_after={"s1": scan("new1", "completed_clean"),
-                     "s2": scan("new2", "completed_with_errors", critical=1, findings=[BAD_ROOT_LOGIN])},
+        produced={"s1": [scan("completed_clean")],
+                  "s2": [scan("completed_with_errors", critical=1, findings=[BAD_ROOT_LOGIN])]},
     )
     web1, web2 = run(client)
-    assert (web1["passed"], web1["scan_id"], web1["status"]) == (True, "new1", "completed_clean")
-    assert (web2["passed"], web2["critical_findings_count"]) == (False, 1)
+    assert (web1["passed"], web1["error"], web1["scan_id"], web1["status"]) == (True, False, "scan-s1-1", "completed_clean")
+    assert (web2["passed"], web2["error"], web2["critical_findings_count"]) == (False, False, 1)
     assert web2["failed_rules"] == [{
         "name": "SSH root login disabled", "critical": True, "status": "bad",
         "checks": [{"type": "configuration_file_setting", "target": "/etc/ssh/sshd_config",
@@ -79,42 +112,90 @@ def test_clean_server_passes_and_dirty_server_reports_its_failed_rule():
     assert client.started == [("s1", "sca"), ("s2", "sca")]
 
 
-def test_an_old_clean_scan_never_admits_a_server():
+def test_the_verdict_is_the_scan_of_this_tasks_command_not_the_latest_one():
+    # The task's own command produced a dirty scan; another (older, queued) command finished
+    # clean after it, so it is the server's latest scan.
     client = ScriptedClient(commands={"s1": ["completed"]},
-                            scans_before={"s1": scan("old", "completed_clean")}, scans_after={})
-    (result,) = run(client, servers=SERVERS[:1], timeout=5)
-    assert result["passed"] is False
-    assert result["timed_out"] is True
-    assert "no new scan result" in result["msg"]
+                            produced={"s1": [scan("completed_with_errors", critical=1, findings=[BAD_ROOT_LOGIN])]},
+                            latest={"s1": dict(scan("completed_clean"), id="older-clean")})
+    (result,) = run(client, servers=SERVERS[:1])
+    assert (result["passed"], result["scan_id"], result["critical_findings_count"]) == (False, "scan-s1-1", 1)
+
+
+def test_a_scan_named_by_the_command_but_belonging_to_another_command_is_not_judged():
+    class Mislinked(ScriptedClient):
+        def get_scan(self, scan_id):
+            found = super().get_scan(scan_id)
+            return dict(found, command_id="someone-elses") if found else None
+
+    client = Mislinked(commands={"s1": ["completed"]}, produced={"s1": [scan("completed_clean")]})
+    (result,) = run(client, servers=SERVERS[:1])
+    assert (result["passed"], result["error"], result["status"]) == (False, True, "unlinked")
+    assert "command_id differs" in result["msg"]
+
+
+def test_without_a_link_from_command_to_scan_there_is_no_verdict_by_default():
+    client = ScriptedClient(commands={"s1": ["completed"]}, produced={"s1": [scan("completed_clean")]}, link=False)
+    (result,) = run(client, servers=SERVERS[:1])
+    assert (result["passed"], result["error"], result["status"]) == (False, True, "unlinked")
+    assert "require_scan_link" in result["msg"]
+
+
+def test_without_a_link_every_scan_since_the_command_is_judged_and_the_worst_counts():
+    client = ScriptedClient(commands={"s1": ["completed"]}, produced={"s1": [scan("completed_clean")]}, link=False)
+    client.stored["beside"] = dict(scan("completed_with_errors", critical=1, findings=[BAD_ROOT_LOGIN]),
+                                   id="beside", server_id="s1")
+    (result,) = run(client, servers=SERVERS[:1], require_scan_link=False)
+    assert (result["passed"], result["scan_id"]) == (False, "beside")
+
+    alone = ScriptedClient(commands={"s1": ["completed"]}, produced={"s1": [scan("completed_clean")]}, link=False)
+    (result,) = run(alone, servers=SERVERS[:1], require_scan_link=False)
+    assert (result["passed"], result["scan_id"]) == (True, "scan-s1-1")
+
+
+def test_a_clean_scan_that_evaluated_no_rule_is_not_a_pass():
+    client = ScriptedClient(commands={"s1": ["completed"]}, produced={"s1": [scan("completed_clean", ok=0, findings=[])]})
+    (result,) = run(client, servers=SERVERS[:1])
+    assert (result["passed"], result["error"], result["status"]) == (False, True, "completed_clean")
+    assert "evaluated no rule" in result["msg"]
+
+
+def test_a_clean_scan_with_an_indeterminate_finding_is_not_a_pass():
+    unknown = {"rule_name": "Password aging", "critical": False, "status": "indeterminate", "details": []}
+    client = ScriptedClient(commands={"s1": ["completed"]},
+                            produced={"s1": [scan("completed_clean", findings=[GOOD_RULE, unknown])]})
+    (result,) = run(client, servers=SERVERS[:1])
+    assert (result["passed"], result["error"]) == (False, True)
+    assert "not good" in result["msg"]
 
 
 def test_a_server_whose_agent_never_answers_times_out_and_does_not_pass():
-    client = ScriptedClient(commands={"s1": ["queued"], "s2": ["completed"]}, scans_before={},
-                            scans_after={"s2": scan("new2", "completed_clean")})
+    client = ScriptedClient(commands={"s1": ["queued"], "s2": ["completed"]},
+                            produced={"s2": [scan("completed_clean")]})
     web1, web2 = run(client, timeout=10)
-    assert (web1["status"], web1["timed_out"], web1["passed"]) == ("timed_out", True, False)
+    assert (web1["status"], web1["timed_out"], web1["error"], web1["passed"]) == ("timed_out", True, True, False)
     assert "is queued" in web1["msg"]
     assert web2["passed"] is True
 
 
 def test_a_failed_scan_is_started_once_more_then_reported_with_its_reason():
-    client = ScriptedClient(commands={"s1": ["started", "failed"]}, scans_before={}, scans_after={})
+    client = ScriptedClient(commands={"s1": ["started", "failed"]}, produced={})
     (result,) = run(client, servers=SERVERS[:1])
-    assert (result["status"], result["passed"], result["attempts"]) == ("failed", False, 2)
+    assert (result["status"], result["passed"], result["error"], result["attempts"]) == ("failed", False, True, 2)
     assert "agent crashed" in result["msg"]
     assert client.started == [("s1", "sca"), ("s1", "sca")]
 
 
 def test_a_scan_that_failed_once_is_judged_by_its_second_run():
-    client = ScriptedClient(commands={"s1": ["failed", "completed"]}, scans_before={},
-                            scans_after={"s1": scan("second", "completed_clean")})
+    client = ScriptedClient(commands={"s1": ["failed", "completed"]},
+                            produced={"s1": [scan("failed"), scan("completed_clean")]})
     (result,) = run(client, servers=SERVERS[:1])
-    assert (result["scan_id"], result["passed"], result["attempts"]) == ("second", True, 2)
+    assert (result["scan_id"], result["passed"], result["attempts"]) == ("scan-s1-2", True, 2)
 
 
 def test_a_scan_with_bad_findings_is_not_started_again():
-    client = ScriptedClient(commands={"s1": ["completed"]}, scans_before={},
-                            scans_after={"s1": scan("n", "completed_with_errors", critical=1)})
+    client = ScriptedClient(commands={"s1": ["completed"]},
+                            produced={"s1": [scan("completed_with_errors", critical=1, findings=[BAD_ROOT_LOGIN])]})
     (result,) = run(client, servers=SERVERS[:1])
     assert (result["attempts"], len(client.started)) == (1, 1)
 
@@ -126,23 +207,29 @@ def test_an_api_error_on_one_server_leaves_the_others_judged():
                 raise HaloAPIError("POST", "/v1/servers/s1/scans", 404, "no server with id s1")
             return super().start_scan(server_id, module)
 
-    client = Broken(commands={"s2": ["completed"]}, scans_before={}, scans_after={"s2": scan("n", "completed_clean")})
+    client = Broken(commands={"s2": ["completed"]}, produced={"s2": [scan("completed_clean")]})
     web1, web2 = run(client)
-    assert (web1["status"], web1["passed"]) == ("error", False)
+    assert (web1["status"], web1["passed"], web1["error"]) == ("error", False, True)
     assert "no server with id s1" in web1["msg"]
     assert web2["passed"] is True
 
 
 @pytest.mark.parametrize("stored, verdict", [
-    (scan("a", "completed_clean"), True),
-    (scan("a", "completed_clean", critical=4), False),  # the real service has stored such scans
-    (scan("a", "completed_clean", non_critical=1), False),
-    (scan("a", "completed_with_errors"), False),
-    (scan("a", "failed"), False),
+    (scan("completed_clean"), True),
+    (scan("completed_clean", critical=4), False),  # the real service has stored such scans
+    (scan("completed_clean", non_critical=1), False),
+    (scan("completed_with_errors"), False),
+    (scan("failed"), False),
     (None, False),
 ])
 def test_verdict_needs_clean_status_and_no_findings(stored, verdict):
     assert scan_verdict(stored) is verdict
+
+
+def test_evidence_needs_a_rule_that_was_evaluated_and_found_good():
+    assert missing_evidence(scan("completed_clean")) is None
+    assert "evaluated no rule" in missing_evidence(scan("completed_clean", ok=0, findings=[]))
+    assert "evaluated no rule" in missing_evidence(scan("completed_clean", ok=3, findings=[]))
 
 
 def test_failed_rules_put_critical_and_bad_first():
@@ -155,31 +242,45 @@ def test_failed_rules_put_critical_and_bad_first():
     assert [rule["name"] for rule in failed_rules({"findings": findings})] == ["z-critical", "a-bad", "b-indeterminate"]
 
 
-class UnconfirmedStart(ScriptedClient):
-    """The API answers 5xx to the scan request although it queued the scan."""
+class UnconfirmedFirstStart(ScriptedClient):
+    """The API answers 5xx to the first scan request (whether it queued a scan is unknown)."""
 
     def start_scan(self, server_id, module):
-        super().start_scan(server_id, module)
-        self.scans[server_id] = self.scans_after[server_id]
-        raise HaloOutcomeUnknownError("Halo API POST /v1/servers/%s/scans failed with HTTP 502: bad gateway" % server_id)
+        command = super().start_scan(server_id, module)
+        if len(self.started) == 1:
+            raise HaloOutcomeUnknownError("Halo API POST /v1/servers/%s/scans failed with HTTP 502: bad gateway" % server_id)
+        return command
 
 
-def test_a_scan_whose_start_is_unconfirmed_is_judged_by_its_result_not_started_twice():
-    client = UnconfirmedStart(commands={}, scans_before={"s1": scan("old", "completed_with_errors")},
-                              scans_after={"s1": scan("new", "completed_clean")})
+def test_a_scan_request_with_an_unknown_outcome_is_made_once_more_and_judged_by_its_own_command():
+    client = UnconfirmedFirstStart(commands={"s1": ["completed"]},
+                                   produced={"s1": [scan("completed_clean"), scan("completed_with_errors", critical=1)]})
     (result,) = run(client, servers=SERVERS[:1])
-    assert (result["scan_id"], result["passed"]) == ("new", True)
-    assert client.started == [("s1", "sca")]
+    # The second command's scan is judged, never the first (unknown) one's.
+    assert (result["scan_id"], result["passed"], result["attempts"]) == ("scan-s1-2", False, 2)
+    assert client.started == [("s1", "sca"), ("s1", "sca")]
 
 
-def test_an_unconfirmed_start_without_a_result_is_an_error_not_a_pass():
-    class NothingQueued(UnconfirmedStart):
+def test_two_unknown_outcomes_give_no_verdict():
+    class AlwaysUnknown(ScriptedClient):
         def start_scan(self, server_id, module):
-            self.started.append((server_id, module))
+            super().start_scan(server_id, module)
             raise HaloOutcomeUnknownError("Halo API POST /v1/servers/s1/scans failed with HTTP 500: boom")
 
-    client = NothingQueued(commands={}, scans_before={"s1": scan("old", "completed_clean")}, scans_after={})
+    client = AlwaysUnknown(commands={}, produced={}, latest={"s1": scan("completed_clean")})
     (result,) = run(client, servers=SERVERS[:1], timeout=5)
-    assert (result["status"], result["passed"], result["scan_id"]) == ("error", False, None)
-    assert "HTTP 500: boom" in result["msg"] and "not started again" in result["msg"]
-    assert client.started == [("s1", "sca")]
+    assert (result["status"], result["passed"], result["error"], result["scan_id"]) == ("error", False, True, None)
+    assert "HTTP 500: boom" in result["msg"] and "no verdict" in result["msg"]
+    assert len(client.started) == 2
+
+
+def test_progress_lines_count_finished_passed_kept_and_waiting():
+    lines = []
+    client = ScriptedClient(commands={"s1": ["completed"], "s2": ["completed"]},
+                            produced={"s1": [scan("completed_clean")],
+                                      "s2": [scan("completed_with_errors", critical=1, findings=[BAD_ROOT_LOGIN])]})
+    clock = FakeClock()
+    scanner = Scanner(client, scan_timeout=30, poll_interval=1, max_workers=2, clock=clock, sleep=clock.sleep,
+                      progress=lines.append, progress_interval=1)
+    scanner.scan(SERVERS)
+    assert lines and lines[-1].startswith("2/2 scans finished (1 passed, 1 kept, 0 without verdict), 0 waiting")

@@ -1,6 +1,6 @@
 """The modules end to end against a scripted API: options, check mode, diff, idempotence."""
 
-from ansible_collections.cloudpassage.halo.plugins.modules import halo_group_move, halo_scan, halo_server_facts
+from ansible_collections.cloudpassage.halo.plugins.modules import halo_group_move, halo_scan, halo_server_info
 
 GROUPS = {"groups": [{"id": "gd", "name": "ProdWebDirty"}, {"id": "gc", "name": "ProdWebClean"}]}
 WEB1 = {"id": "s1", "hostname": "web1", "group_id": "gd", "group_name": "ProdWebDirty", "state": "active"}
@@ -11,10 +11,10 @@ def auth(fake):
     return {"api_host": fake.url, "api_key": "key-id", "api_secret": "s3cret", "max_retries": 0}
 
 
-def test_server_facts_filters_by_group_name(fake_halo, run_module):
+def test_server_info_filters_by_group_name(fake_halo, run_module):
     fake_halo.on("GET", "/v1/groups", (200, GROUPS))
     fake_halo.on("GET", "/v1/servers", (200, {"servers": [WEB1], "count": 1}))
-    result, failed = run_module(halo_server_facts, dict(auth(fake_halo), group="ProdWebDirty"), check_mode=True)
+    result, failed = run_module(halo_server_info, dict(auth(fake_halo), group="ProdWebDirty"), check_mode=True)
     assert not failed and result["changed"] is False
     assert result["servers"] == [WEB1]
     assert fake_halo.calls("GET", "/v1/servers")[0]["query"]["group_id"] == "gd"
@@ -91,30 +91,34 @@ def test_scan_in_check_mode_starts_nothing_and_returns_stored_results(fake_halo,
     fake_halo.on("GET", "/v1/servers", (200, {"servers": [WEB1]}))
     fake_halo.on("GET", "/v1/servers/s1/sca", (200, {"id": "s1", "scan": {
         "id": "old", "status": "completed_clean", "critical_findings_count": 0,
-        "non_critical_findings_count": 0, "ok_findings_count": 25, "findings": []}}))
+        "non_critical_findings_count": 0, "ok_findings_count": 1,
+        "findings": [{"rule_name": "r", "critical": True, "status": "good", "details": []}]}}))
     result, failed = run_module(halo_scan, dict(auth(fake_halo), group="ProdWebDirty"), check_mode=True)
     assert not failed and result["changed"] is False
     assert result["results"][0]["scan_id"] == "old" and result["passed_count"] == 1
     assert fake_halo.calls("POST", "/v1/servers/s1/scans") == []
 
 
-def test_scan_reports_a_new_scan_per_server(fake_halo, run_module):
+def test_scan_judges_the_scan_its_command_produced(fake_halo, run_module):
     fake_halo.on("GET", "/v1/groups", (200, GROUPS))
     fake_halo.on("GET", "/v1/servers", (200, {"servers": [WEB1]}))
-    fake_halo.on("POST", "/v1/servers/s1/scans", (202, {"command": {"id": "c1", "status": "queued"}}))
-    fake_halo.on("GET", "/v1/servers/s1/commands/c1", (200, {"command": {"id": "c1", "status": "completed"}}))
-    fake_halo.on("GET", "/v1/servers/s1/sca",
-                 (404, {"resource": "scan", "field": "server_id", "value": "s1"}),
-                 (200, {"id": "s1", "scan": {"id": "new", "status": "completed_with_errors",
-                                             "critical_findings_count": 1, "non_critical_findings_count": 0,
-                                             "findings": [{"rule_name": "r", "critical": True, "status": "bad",
-                                                           "details": []}]}}))
+    fake_halo.on("POST", "/v1/servers/s1/scans", (202, {"command": {"id": "c1", "status": "queued", "scan_id": "new"}}))
+    fake_halo.on("GET", "/v1/servers/s1/commands/c1",
+                 (200, {"command": {"id": "c1", "status": "completed", "scan_id": "new"}}))
+    # Stored a moment after the command completed (eventual consistency): 404 first.
+    fake_halo.on("GET", "/v1/scans/new",
+                 (404, {"resource": "scan", "field": "id", "value": "new"}),
+                 (200, {"scan": {"id": "new", "server_id": "s1", "command_id": "c1", "module": "sca",
+                                 "status": "completed_with_errors", "critical_findings_count": 1,
+                                 "non_critical_findings_count": 0, "ok_findings_count": 0,
+                                 "findings": [{"rule_name": "r", "critical": True, "status": "bad", "details": []}]}}))
     result, failed = run_module(halo_scan, dict(auth(fake_halo), group="ProdWebDirty", poll_interval=0.01))
     assert not failed
     (web1,) = result["results"]
-    assert (web1["scan_id"], web1["passed"], web1["failed_rules"][0]["name"]) == ("new", False, "r")
-    assert (result["passed_count"], result["failed_count"]) == (0, 1)
+    assert (web1["scan_id"], web1["passed"], web1["error"], web1["failed_rules"][0]["name"]) == ("new", False, False, "r")
+    assert (result["passed_count"], result["failed_count"], result["error_count"]) == (0, 1, 0)
     assert fake_halo.calls("POST", "/v1/servers/s1/scans")[0]["body"] == {"scan": {"module": "sca"}}
+    assert fake_halo.calls("GET", "/v1/servers/s1/sca") == []
 
 
 def test_secret_comes_from_the_environment(fake_halo, run_module, monkeypatch):
@@ -122,7 +126,7 @@ def test_secret_comes_from_the_environment(fake_halo, run_module, monkeypatch):
     monkeypatch.setenv("HALO_API_KEY", "env-key")
     monkeypatch.setenv("HALO_API_SECRET_KEY", "env-secret")
     fake_halo.on("GET", "/v1/servers", (200, {"servers": []}))
-    result, failed = run_module(halo_server_facts, {})
+    result, failed = run_module(halo_server_info, {})
     assert not failed and result["servers"] == []
     import base64
     assert fake_halo.calls("POST")[0]["headers"]["Authorization"] == "Basic " + base64.b64encode(b"env-key:env-secret").decode()
