@@ -474,7 +474,9 @@ class Lab:
             return {"running": False, "hosts": {}}
         hosts = {}
         for name, host in state["hosts"].items():
-            alive = "pid" in host and process_start_time(host["pid"]) == host["start"]
+            # A killed host is a zombie until its parent reaps it: that is not running.
+            alive = ("pid" in host and process_start_time(host["pid"]) == host["start"]
+                     and is_running(host["pid"]))
             ssh = False
             if alive:
                 with socket.socket() as sock:
