@@ -6,8 +6,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import os
-
 DOCUMENTATION = r"""
 name: halo
 short_description: Hosts from the servers of CloudPassage Halo
@@ -96,6 +94,8 @@ cache_plugin: ansible.builtin.jsonfile
 cache_connection: ~/.cache/halo-inventory
 cache_timeout: 300
 """
+
+import os
 
 from ansible.errors import AnsibleParserError
 from ansible.inventory.group import to_safe_group_name

@@ -48,7 +48,7 @@ def awx(credential_type, tmp_path):
         assert set(inputs) <= set(fields), "AWX refuses inputs %s" % sorted(set(inputs) - set(fields))
         namespace = {"tower": SimpleNamespace()}
         for name, value in inputs.items():
-            if type(value) is bool or len(value):
+            if isinstance(value, bool) or len(value):
                 namespace[name] = value
         for field in fields.values():
             if field.get("type", "string") == "boolean" and field["id"] not in inputs:
@@ -106,7 +106,7 @@ def test_awx_accepts_the_type(credential_type):
     for field in fields:
         assert field.get("type", "string") in ("string", "boolean")
         if "default" in field:
-            assert type(field["default"]) is {"string": str, "boolean": bool}[field.get("type", "string")]
+            assert isinstance(field["default"], {"string": str, "boolean": bool}[field.get("type", "string")])
         if field.get("type") == "boolean":
             assert not set(field) & {"choices", "multiline", "format", "secret"}
     assert set(credential_type["inputs"]["required"]) <= set(field["id"] for field in fields)

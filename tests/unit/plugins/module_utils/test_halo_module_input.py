@@ -53,8 +53,8 @@ def test_wrong_shapes_are_named_by_their_path(params, expected):
 def test_no_log_values_are_found_whatever_else_is_malformed(monkeypatch):
     monkeypatch.setenv("HALO_API_SECRET_KEY", "from-the-env")
     spec = dict(NESTED, api_secret=dict(type="str", no_log=True, fallback=(env_fallback, ["HALO_API_SECRET_KEY"])))
-    params = {"token": "t0ken", "mail": "not a dict", "hooks": ["junk", {"url": "https://hook/abc", "secret": 42},
-                                                                  {"url": ["x-part", "y-part"]}]}
+    hooks = ["junk", {"url": "https://hook/abc", "secret": 42}, {"url": ["x-part", "y-part"]}]
+    params = {"token": "t0ken", "mail": "not a dict", "hooks": hooks}
     assert no_log_values(spec, params) == {"t0ken", "https://hook/abc", "42", "x-part", "y-part", "from-the-env"}
 
 
