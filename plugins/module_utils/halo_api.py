@@ -562,11 +562,11 @@ class HaloClient(object):
                 return None
             raise
 
-    def list_scans(self, server_id, module, since=None):
-        """The server's scans of ``module`` (oldest first), created at or after ``since``."""
-        params = {"server_id": server_id, "module": module}
-        if since:
-            params["since"] = since
+    def list_scans(self, server_id=None, module=None, since=None):
+        """Scans (oldest first, without findings) of one server or all, of ``module``, created
+        at or after ``since`` (ISO 8601)."""
+        params = dict((name, value) for name, value in (("server_id", server_id), ("module", module),
+                                                        ("since", since)) if value)
         return self.paginate("/v1/scans", "scans", params)
 
     def latest_scan(self, server_id, module):

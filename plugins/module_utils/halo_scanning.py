@@ -8,7 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import HaloError, HaloOutcomeUnknownError
 
@@ -121,12 +121,33 @@ def _no_verdict(result, status, msg, timed_out=False):
     return result
 
 
+class _Server(object):
+    """What the scanner knows of one server while its scans run."""
+
+    def __init__(self, server):
+        self.server = server
+        self.id = server["id"]
+        self.result = _base_result(server)
+        self.command = None
+        self.failed_runs = 0
+        self.unknown_starts = 0
+        self.last_status = None  # the status of its scan (or command) at the last look
+
+    def finish(self, result):
+        self.result = result
+        self.command = None
+
+
 class Scanner(object):
-    """Starts one scan per server and waits for all of them, ``max_workers`` at a time.
+    """Starts one scan per server and waits for all of them.
 
     The verdict of a server is the scan produced by the command this scanner started, found
     through the command's ``scan_id`` (the grid, and any service that links the two); a scan
     that cannot be linked to the command never passes unless ``require_scan_link`` is off.
+
+    The cost stays flat per server however many there are: the scans are started
+    ``max_workers`` at a time, all running scans are watched through one paginated listing of
+    the scans since the first start (100 per call), and only a finished scan is read whole.
     """
 
     def __init__(self, client, module="sca", scan_timeout=300, poll_interval=2.0, max_workers=10,
@@ -168,113 +189,164 @@ class Scanner(object):
             return []
         started = self._clock()
         deadline = started + self.scan_timeout
-        workers = max(1, min(self.max_workers, len(servers)))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(self._scan_one, server, deadline) for server in servers]
-            if self.progress:
-                self._report_progress(futures, started)
-            return [future.result() for future in futures]
+        states = [_Server(server) for server in servers]
+        next_progress = started + self.progress_interval
+        since = None
+        with ThreadPoolExecutor(max_workers=max(1, min(self.max_workers, len(states)))) as pool:
+            to_start = states
+            while True:
+                list(pool.map(self._start, to_start))
+                running = [state for state in states if state.command is not None]
+                for state in running:
+                    created = state.command.get("created_at")
+                    if created and (since is None or created < since):
+                        since = created
+                # Look at least once after starting: a scan that already finished must count,
+                # even when the starts used up the time.
+                self._sleep(self.poll_interval)
+                finished = self._finished(running, since)
+                list(pool.map(lambda item: self._judge(item[0], item[1], deadline), finished))
+                to_start = [state for state in states if state.command is None and state.result["status"] == "restart"]
+                waiting = [state for state in states if state.command is not None]
+                now = self._clock()
+                if self.progress and (now >= next_progress or not (waiting or to_start)):
+                    self._report(states, now - started)
+                    next_progress = now + self.progress_interval
+                if not (waiting or to_start):
+                    break
+                if now >= deadline:
+                    for state in waiting + to_start:
+                        self._time_out(state)
+                    if self.progress:
+                        self._report(states, now - started)
+                    break
+        return [state.result for state in states]
 
-    def _report_progress(self, futures, started):
-        pending = set(futures)
-        while pending:
-            dummy, pending = wait(pending, timeout=self.progress_interval)
-            finished = [future.result() for future in futures if future.done()]
-            self.progress(
-                "%d/%d scans finished (%d passed, %d kept, %d without verdict), %d waiting, %ds elapsed"
-                % (len(finished), len(futures), sum(1 for r in finished if r["passed"]),
-                   sum(1 for r in finished if not r["passed"] and not r["error"]),
-                   sum(1 for r in finished if r["error"]), len(pending), self._clock() - started))
+    def _report(self, states, elapsed):
+        done = [state.result for state in states if state.command is None and state.result["status"] != "restart"]
+        self.progress(
+            "%d/%d scans finished (%d passed, %d kept, %d without verdict), %d waiting, %ds elapsed"
+            % (len(done), len(states), sum(1 for r in done if r["passed"]),
+               sum(1 for r in done if not r["passed"] and not r["error"]),
+               sum(1 for r in done if r["error"]), len(states) - len(done), elapsed))
 
-    def _scan_one(self, server, deadline):
-        # A scan that failed on the server (not one that found problems) is started again,
-        # as CloudPassage's own scan-and-move script does, while time is left. A request whose
-        # outcome is unknown is asked once more: the verdict follows the command this task
-        # knows, so a second scan costs a scan, never a wrong verdict.
-        failed_runs = unknown_starts = 0
-        attempt = 0
-        while True:
-            attempt += 1
-            result = _base_result(server)
-            result["attempts"] = attempt
-            try:
-                result = self._run_scan(server, deadline, result)
-            except HaloOutcomeUnknownError as exc:
-                unknown_starts += 1
-                if unknown_starts <= 1 and self._clock() < deadline:
+    def _start(self, state):
+        """Ask for a scan. A request whose outcome is unknown (a 5xx, a reset after sending) is
+        made once more: the verdict follows the command this task knows, so a second scan
+        costs a scan, never a wrong verdict."""
+        attempt = state.result["attempts"] + 1
+        state.result = _base_result(state.server)
+        state.result["attempts"] = attempt
+        try:
+            state.command = self.client.start_scan(state.id, self.module)
+        except HaloOutcomeUnknownError as exc:
+            state.unknown_starts += 1
+            if state.unknown_starts <= 1:
+                return self._start(state)
+            state.finish(_no_verdict(state.result, "error", "%s; whether the scan started is unknown, so "
+                                                            "there is no verdict" % exc))
+            return None
+        except HaloError as exc:
+            # One server's failure must not hide the others' results, and is never a pass.
+            state.finish(_no_verdict(state.result, "error", str(exc)))
+            return None
+        state.result["command_id"] = state.command.get("id")
+        state.last_status = state.command.get("status")
+        return None
+
+    def _finished(self, running, since):
+        """(state, finished scan summary or finished command) for each running server whose
+        scan is done. Linked scans come from one listing; unlinked ones need their command."""
+        linked = dict((state.command["scan_id"], state) for state in running if state.command.get("scan_id"))
+        done = []
+        try:
+            listed = self.client.list_scans(module=self.results_path, since=since) if linked else []
+        except HaloError as exc:
+            # A missed look, not a verdict: the next one may work; at the deadline it is said.
+            for state in linked.values():
+                state.last_status = "unknown (%s)" % exc
+            listed = []
+        if linked:
+            for scan in listed:
+                state = linked.get(scan.get("id"))
+                if state is None:
                     continue
-                return _no_verdict(result, "error", "%s; whether the scan started is unknown, so there is no "
-                                                    "verdict" % exc)
+                state.last_status = scan.get("status")
+                if scan.get("status") in FINISHED_SCAN_STATES:
+                    done.append((state, scan))
+        for state in running:
+            if state.command.get("scan_id"):
+                continue
+            try:
+                command = dict(state.command, **self.client.get_command(state.id, state.command["id"]))
             except HaloError as exc:
-                # One server's failure must not hide the others' results, and is never a pass.
-                return _no_verdict(result, result["status"] or "error", str(exc))
-            if result["status"] != "failed":
-                return result
-            failed_runs += 1
-            if failed_runs > self.rescan_failed or self._clock() >= deadline:
-                return result
+                state.finish(_no_verdict(state.result, "error", str(exc)))
+                continue
+            state.command, state.last_status = command, command.get("status")
+            if command.get("status") in FINISHED_COMMAND_STATES:
+                done.append((state, command))
+        return done
 
-    def _run_scan(self, server, deadline, result):
-        server_id = server["id"]
-        command = self.client.start_scan(server_id, self.module)
-        result["command_id"] = command.get("id")
-        # Look at least once after starting: with more servers than workers, a server's turn
-        # can come after the deadline, and a scan that already finished must still count.
-        while command.get("status") not in FINISHED_COMMAND_STATES:
-            self._sleep(self.poll_interval)
-            command = dict(command, **self.client.get_command(server_id, command["id"]))
-            if command.get("status") not in FINISHED_COMMAND_STATES and self._clock() >= deadline:
-                return _no_verdict(result, "timed_out", "the scan did not finish within %ss (command %s is %s; is "
-                                                        "the agent running?)" % (self.scan_timeout, command.get("id"),
-                                                                                 command.get("status")),
-                                   timed_out=True)
-        if command["status"] == "failed":
-            return _no_verdict(result, "failed", "the scan failed on the server: %s"
-                               % (command.get("result") or "no reason given"))
-        if command.get("scan_id"):
-            return self._judge_linked_scan(server_id, command, deadline, result)
-        if self.require_scan_link:
-            return _no_verdict(result, "unlinked", "the API did not say which scan command %s produced (no scan_id), "
-                                                   "so no scan can be proved to be this task's own; set "
-                                                   "require_scan_link=false to judge every scan since the command "
-                                                   "instead" % command["id"])
-        return self._judge_scans_since(server_id, command, deadline, result)
+    def _judge(self, state, finished, deadline):
+        try:
+            if state.command.get("scan_id"):
+                result = self._judge_linked_scan(state, finished)
+            elif finished.get("status") == "failed":
+                result = _no_verdict(state.result, "failed", "the scan failed on the server: %s"
+                                     % (finished.get("result") or "no reason given"))
+            elif self.require_scan_link:
+                result = _no_verdict(state.result, "unlinked", "the API did not say which scan command %s produced "
+                                                               "(no scan_id), so no scan can be proved to be this "
+                                                               "task's own; set require_scan_link=false to judge every "
+                                                               "scan since the command instead" % finished["id"])
+            else:
+                result = self._judge_scans_since(state, finished)
+        except HaloError as exc:
+            result = _no_verdict(state.result, "error", str(exc))
+        if result is None:  # the scan of a finished command is not stored yet: look again
+            return
+        # A scan that failed on the server (not one that found problems) is started again,
+        # as CloudPassage's own scan-and-move script does, while time is left.
+        if result["status"] == "failed" and state.failed_runs < self.rescan_failed and self._clock() < deadline:
+            state.failed_runs += 1
+            result["status"] = "restart"
+        state.finish(result)
 
-    def _judge_linked_scan(self, server_id, command, deadline, result):
-        """The scan that ``command`` produced; it may lag the command for a moment."""
-        while True:
-            scan = self.client.get_scan(command["scan_id"])
-            if scan is not None and scan.get("status") in FINISHED_SCAN_STATES:
-                break
-            if self._clock() >= deadline:
-                return _no_verdict(result, "timed_out", "command %s completed but its scan %s was not stored within "
-                                                        "%ss" % (command["id"], command["scan_id"], self.scan_timeout),
-                                   timed_out=True)
-            self._sleep(self.poll_interval)
-        mismatch = [name for name, value in (("server_id", server_id), ("command_id", command["id"]))
+    def _judge_linked_scan(self, state, summary):
+        """The scan that the command produced, read whole (findings and all)."""
+        command = state.command
+        scan = self.client.get_scan(command["scan_id"])
+        if scan is None or scan.get("status") not in FINISHED_SCAN_STATES:
+            return None
+        mismatch = [name for name, value in (("server_id", state.id), ("command_id", command["id"]))
                     if scan.get(name) not in (None, value)]
         if SCAN_MODULES.get(scan.get("module"), self.results_path) != self.results_path:
             mismatch.append("module")
         if mismatch:
-            return _no_verdict(result, "unlinked", "scan %s named by command %s belongs elsewhere (%s differs)"
+            return _no_verdict(state.result, "unlinked", "scan %s named by command %s belongs elsewhere (%s differs)"
                                % (scan.get("id"), command["id"], ", ".join(mismatch)))
-        return _with_scan(result, scan)
+        return _with_scan(state.result, scan)
 
-    def _judge_scans_since(self, server_id, command, deadline, result):
+    def _judge_scans_since(self, state, command):
         """Without a link, every scan of the server since the command was created is judged and
         the worst one counts: a scan that ran beside ours can then only keep a server, never pass it."""
-        while True:
-            scans = [scan for scan in self.client.list_scans(server_id, self.results_path, command.get("created_at"))
-                     if scan.get("status") in FINISHED_SCAN_STATES]
-            if scans:
-                break
-            if self._clock() >= deadline:
-                return _no_verdict(result, "timed_out", "command %s completed but no scan since it was stored within "
-                                                        "%ss" % (command["id"], self.scan_timeout), timed_out=True)
-            self._sleep(self.poll_interval)
-        judged = [_with_scan(dict(result), self.client.get_scan(scan["id"]) or scan) for scan in scans]
+        scans = [scan for scan in self.client.list_scans(server_id=state.id, module=self.results_path,
+                                                         since=command.get("created_at"))
+                 if scan.get("status") in FINISHED_SCAN_STATES]
+        if not scans:
+            return None
+        judged = [_with_scan(dict(state.result), self.client.get_scan(scan["id"]) or scan) for scan in scans]
         judged.sort(key=lambda entry: (entry["passed"], not entry["error"]))
         return judged[0]
+
+    def _time_out(self, state):
+        if state.command is None:  # a failed scan due for a restart when time ran out
+            state.result["status"] = "failed"
+            return
+        state.finish(_no_verdict(state.result, "timed_out", "the scan did not finish within %ss (command %s is %s; "
+                                                            "is the agent running?)"
+                                 % (self.scan_timeout, state.command.get("id"), state.last_status),
+                                 timed_out=True))
 
 
 # The options of halo_scan besides the connection and the server selection; the module and its

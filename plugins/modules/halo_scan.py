@@ -21,6 +21,9 @@ description:
     "the latest scan", so an older or concurrent scan can never admit a server.
   - A server whose scan failed, timed out, could not be started, evaluated no rule or cannot be
     linked to its command gets no verdict (RV(results[].error)) and never passes.
+  - The scans are started O(max_workers) at a time; the running ones are then watched together
+    through the listing of scans since the first start (100 per call), and each finished scan is
+    read once, so the API calls per server stay flat however many servers there are.
   - Progress (how many scans finished, passed, were kept, waiting) is printed every
     O(progress_interval) seconds while the task runs, in plain C(ansible-playbook) output and in AWX.
   - Scanning changes no configuration, so the task reports C(changed=false).
@@ -45,12 +48,12 @@ options:
     default: 300
   poll_interval:
     description:
-      - Seconds between two looks at a running scan.
+      - Seconds between two looks at the running scans.
     type: float
     default: 2
   max_workers:
     description:
-      - How many servers are scanned and polled at the same time.
+      - How many scan requests, and reads of finished scans, are made at the same time.
     type: int
     default: 10
   rescan_failed:

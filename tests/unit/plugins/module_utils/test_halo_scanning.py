@@ -29,11 +29,15 @@ class FakeClock:
 
 
 class ScriptedClient:
-    """Per server: the command states its scans go through, and the scan each command produces.
+    """A Halo API whose scans go through scripted states.
 
-    ``produced[server_id]`` is a list, one scan per started command (the last repeats). Each
-    command names its scan through ``scan_id``, as the grid does; ``latest`` is what the
-    server's "latest scan" endpoint would answer, which a correct scanner never reads."""
+    ``commands[server_id]``: the states a started scan goes through, one per look (the last
+    repeats); ``produced[server_id]``: the scan each started command produces when it
+    completes (one per start, the last repeats). Each command names its scan through
+    ``scan_id``, as the grid does, unless ``link`` is off; ``latest`` is what the server's
+    "latest scan" endpoint would answer, which a correct scanner never reads."""
+
+    SCAN_STATUS = {"queued": "queued", "pending": "pending", "started": "running"}
 
     def __init__(self, commands, produced, latest=None, link=True):
         self.commands = commands
@@ -42,37 +46,60 @@ class ScriptedClient:
         self.link = link
         self.started = []
         self.stored = {}
+        self.calls = []
 
     def latest_scan(self, server_id, module):
+        self.calls.append("latest_scan")
         return self.latest.get(server_id)
 
     def start_scan(self, server_id, module):
+        self.calls.append("start_scan")
         self.started.append((server_id, module))
         number = sum(1 for started in self.started if started[0] == server_id)
         command = {"id": "cmd-%s-%d" % (server_id, number), "status": "queued", "created_at": "T%d" % number}
+        scan_id = "scan-%s-%d" % (server_id, number)
+        self.stored[scan_id] = {"id": scan_id, "server_id": server_id, "command_id": command["id"],
+                                "module": "sca", "status": "queued", "created_at": command["created_at"]}
         if self.link:
-            command["scan_id"] = "scan-%s-%d" % (server_id, number)
+            command["scan_id"] = scan_id
         return command
 
-    def get_command(self, server_id, command_id):
+    def _advance(self, scan):
+        if scan["status"] in ("completed_clean", "completed_with_errors", "failed"):
+            return "completed" if scan["status"] != "failed" else "failed"
+        server_id, number = scan["server_id"], int(scan["id"].rsplit("-", 1)[1])
         states = self.commands[server_id]
         status = states.pop(0) if len(states) > 1 else states[0]
-        number = int(command_id.rsplit("-", 1)[1])
         if status == "completed":
             scans = self.produced[server_id]
-            scan = dict(scans[min(number, len(scans)) - 1], server_id=server_id, command_id=command_id,
-                        module="sca", id="scan-%s-%d" % (server_id, number))
-            self.stored[scan["id"]] = scan
+            scan.update(scans[min(number, len(scans)) - 1])
+        elif status == "failed":
+            scan.update(status="failed", result="agent crashed")
+        else:
+            scan["status"] = self.SCAN_STATUS[status]
+        return status
+
+    def get_command(self, server_id, command_id):
+        self.calls.append("get_command")
+        scan = self.stored["scan-" + command_id[len("cmd-"):]]
+        status = self._advance(scan)
         answer = {"id": command_id, "status": status, "result": "agent crashed" if status == "failed" else None}
         if self.link:
-            answer["scan_id"] = "scan-%s-%d" % (server_id, number)
+            answer["scan_id"] = scan["id"]
         return answer
 
-    def get_scan(self, scan_id):
-        return self.stored.get(scan_id)
+    def list_scans(self, server_id=None, module=None, since=None):
+        self.calls.append("list_scans")
+        if server_id is None:  # the scanner's watch over all its scans: each look moves them on
+            for scan in self.stored.values():
+                if scan["server_id"] in self.commands:
+                    self._advance(scan)
+        return [dict((key, value) for key, value in scan.items() if key != "findings")
+                for scan in self.stored.values() if server_id is None or scan["server_id"] == server_id]
 
-    def list_scans(self, server_id, module, since=None):
-        return [scan for scan in self.stored.values() if scan["server_id"] == server_id]
+    def get_scan(self, scan_id):
+        self.calls.append("get_scan")
+        return self.stored.get(scan_id)
 
 
 GOOD_RULE = {"rule_name": "Telnet is not installed", "critical": False, "status": "good", "details": []}
@@ -126,7 +153,7 @@ def test_a_scan_named_by_the_command_but_belonging_to_another_command_is_not_jud
     class Mislinked(ScriptedClient):
         def get_scan(self, scan_id):
             found = super().get_scan(scan_id)
-            return dict(found, command_id="someone-elses") if found else None
+            return dict(found, command_id="someone-elses")
 
     client = Mislinked(commands={"s1": ["completed"]}, produced={"s1": [scan("completed_clean")]})
     (result,) = run(client, servers=SERVERS[:1])
@@ -144,9 +171,9 @@ def test_without_a_link_from_command_to_scan_there_is_no_verdict_by_default():
 def test_without_a_link_every_scan_since_the_command_is_judged_and_the_worst_counts():
     client = ScriptedClient(commands={"s1": ["completed"]}, produced={"s1": [scan("completed_clean")]}, link=False)
     client.stored["beside"] = dict(scan("completed_with_errors", critical=1, findings=[BAD_ROOT_LOGIN]),
-                                   id="beside", server_id="s1")
+                                   id="beside-1", server_id="s1")
     (result,) = run(client, servers=SERVERS[:1], require_scan_link=False)
-    assert (result["passed"], result["scan_id"]) == (False, "beside")
+    assert (result["passed"], result["scan_id"]) == (False, "beside-1")
 
     alone = ScriptedClient(commands={"s1": ["completed"]}, produced={"s1": [scan("completed_clean")]}, link=False)
     (result,) = run(alone, servers=SERVERS[:1], require_scan_link=False)
@@ -284,3 +311,15 @@ def test_progress_lines_count_finished_passed_kept_and_waiting():
                       progress=lines.append, progress_interval=1)
     scanner.scan(SERVERS)
     assert lines and lines[-1].startswith("2/2 scans finished (1 passed, 1 kept, 0 without verdict), 0 waiting")
+
+
+def test_running_scans_are_watched_through_one_listing_not_one_call_per_server():
+    servers = [{"id": "s%d" % number, "hostname": "web%d" % number} for number in range(1, 31)]
+    client = ScriptedClient(commands=dict((server["id"], ["started", "started", "completed"]) for server in servers),
+                            produced=dict((server["id"], [scan("completed_clean")]) for server in servers))
+    results = run(client, servers=servers)
+    assert all(result["passed"] for result in results)
+    # Per server: one start and one read of the finished scan; the watching is shared.
+    assert client.calls.count("start_scan") == 30 and client.calls.count("get_scan") == 30
+    assert client.calls.count("list_scans") == 3
+    assert "get_command" not in client.calls and "latest_scan" not in client.calls

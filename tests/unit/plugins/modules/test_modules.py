@@ -103,8 +103,9 @@ def test_scan_judges_the_scan_its_command_produced(fake_halo, run_module):
     fake_halo.on("GET", "/v1/groups", (200, GROUPS))
     fake_halo.on("GET", "/v1/servers", (200, {"servers": [WEB1]}))
     fake_halo.on("POST", "/v1/servers/s1/scans", (202, {"command": {"id": "c1", "status": "queued", "scan_id": "new"}}))
-    fake_halo.on("GET", "/v1/servers/s1/commands/c1",
-                 (200, {"command": {"id": "c1", "status": "completed", "scan_id": "new"}}))
+    fake_halo.on("GET", "/v1/scans", (200, {"scans": [{"id": "new", "status": "running"}]}),
+                 (200, {"scans": [{"id": "other", "status": "completed_clean"},
+                                  {"id": "new", "status": "completed_with_errors"}]}))
     # Stored a moment after the command completed (eventual consistency): 404 first.
     fake_halo.on("GET", "/v1/scans/new",
                  (404, {"resource": "scan", "field": "id", "value": "new"}),
@@ -118,7 +119,7 @@ def test_scan_judges_the_scan_its_command_produced(fake_halo, run_module):
     assert (web1["scan_id"], web1["passed"], web1["error"], web1["failed_rules"][0]["name"]) == ("new", False, False, "r")
     assert (result["passed_count"], result["failed_count"], result["error_count"]) == (0, 1, 0)
     assert fake_halo.calls("POST", "/v1/servers/s1/scans")[0]["body"] == {"scan": {"module": "sca"}}
-    assert fake_halo.calls("GET", "/v1/servers/s1/sca") == []
+    assert fake_halo.calls("GET", "/v1/servers/s1/sca") == [] and fake_halo.calls("GET", "/v1/servers/s1/commands/c1") == []
 
 
 def test_secret_comes_from_the_environment(fake_halo, run_module, monkeypatch):
