@@ -39,6 +39,72 @@ def test_resolve_keeps_absolute_symlinks_inside_the_root(tmp_path):
         fs.read_text("/etc/escape")
 
 
+def shadow_check(path):
+    return {"object_type": "file_acl", "files": path, "acls": "640"}
+
+
+def test_absolute_symlinks_are_resolved_in_the_tree_never_on_the_machine(tmp_path):
+    """sshd_config -> /etc/ssh/real_config that only the tree has; a link to a path that
+    exists on this machine (/etc/hostname, /etc/passwd) but not in the tree is missing."""
+    write(tmp_path, "etc/ssh/real_config", "PermitRootLogin no\n", mode=0o600)
+    os.symlink("/etc/ssh/real_config", str(tmp_path / "etc/ssh/sshd_config"))
+    assert not os.path.exists("/etc/ssh/real_config")  # else the test could not tell
+    for host_path in ("/etc/hostname", "/etc/passwd"):
+        assert os.path.exists(host_path)
+        os.symlink(host_path, str(tmp_path / ("etc/link" + host_path.replace("/", "_"))))
+    [setting] = run(sshd_check("PermitRootLogin", "no"), tmp_path)
+    assert (setting["status"], setting["actual"]) == ("good", "no")
+    [acl] = run(shadow_check("/etc/ssh/sshd_config"), tmp_path)
+    assert (acl["status"], acl["actual"]) == ("good", "600")  # the tree's file's mode
+    for link in ("/etc/link_etc_hostname", "/etc/link_etc_passwd"):
+        assert run({"object_type": "file_presence", "files": link, "present": True},
+                   tmp_path)[0]["actual"] == "absent"
+        assert run(shadow_check(link), tmp_path)[0]["status"] == "indeterminate"
+        [strings] = run({"object_type": "file_string_presence", "files": link,
+                         "patterns": ".", "present": True}, tmp_path)
+        assert strings["actual"] == "absent (no such file)"
+    # a directory symlink to an absolute path inside the tree, then a file below it
+    os.makedirs(str(tmp_path / "srv/conf"))
+    write(tmp_path, "srv/conf/sshd_config", "PermitRootLogin yes\n")
+    os.symlink("/srv/conf", str(tmp_path / "etc/sshd.d"))
+    fs = RootFS(str(tmp_path))
+    assert fs.read_text("/etc/sshd.d/sshd_config") == "PermitRootLogin yes\n"
+
+
+def test_only_regular_files_are_read(tmp_path):
+    """A FIFO at a configuration path blocked the agent for good; a device, a socket or a
+    directory is not read either: the check is indeterminate, saying why."""
+    os.makedirs(str(tmp_path / "etc/ssh"))
+    os.mkfifo(str(tmp_path / "etc/ssh/sshd_config"))
+    os.symlink("/dev/zero", str(tmp_path / "etc/endless"))  # the tree has no /dev/zero
+    [fifo] = run(sshd_check("PermitRootLogin", "no"), tmp_path)
+    assert fifo["status"] == "indeterminate" and "FIFO" in fifo["reason"]
+    [strings] = run({"object_type": "file_string_presence", "files": "/etc/ssh/sshd_config",
+                     "patterns": "x", "present": False}, tmp_path)
+    assert strings["status"] == "indeterminate" and "not a regular file" in strings["reason"]
+    [endless] = run({"object_type": "file_string_presence", "files": "/etc/endless",
+                     "patterns": "x", "present": False}, tmp_path)
+    assert endless["actual"] == "absent (no such file)"
+    fs = RootFS("/")
+    with pytest.raises(OSError, match="character device"):
+        fs.read_text("/dev/zero")
+    with pytest.raises(OSError, match="directory"):
+        fs.read_text(str(tmp_path))
+    write(tmp_path, "etc/crlf", "a\r\nb\rc\n")
+    assert RootFS(str(tmp_path)).read_text("/etc/crlf") == "a\nb\nc\n"
+
+
+def test_a_file_larger_than_the_read_limit_is_not_read(tmp_path, monkeypatch):
+    from haloagent import rootfs
+    monkeypatch.setattr(rootfs, "MAX_READ", 10)
+    write(tmp_path, "etc/big", "x" * 11)
+    write(tmp_path, "etc/small", "x" * 10)
+    fs = RootFS(str(tmp_path))
+    assert fs.read_text("/etc/small") == "x" * 10
+    with pytest.raises(OSError, match="larger than"):
+        fs.read_text("/etc/big")
+
+
 def test_resolve_clamps_dotdot_and_follows_relative_links(tmp_path):
     write(tmp_path, "usr/lib/os-release", "ID=x")
     os.symlink("../usr/lib/os-release", str(tmp_path / "etc_os"))  # ../ at the root stays there

@@ -228,6 +228,24 @@ def test_sca_command_scans_and_reports(grid, tmp_path):
     assert grid.results["cmd-2"] == {"status": "failed", "result": "haloagent does not support command 'fim'"}
 
 
+def test_a_scan_past_its_time_limit_still_sends_its_result(grid, tmp_path, root, monkeypatch):
+    from haloagent import checks
+
+    release = threading.Event()
+    monkeypatch.setitem(checks.CHECKS, "hangs", lambda check, ctx: release.wait(60) and [])
+    policy = {"id": "pol-1", "rules": [{"name": "stuck", "checks": [{"object_type": "hangs"}]}]}
+    grid.queue = [{"id": "cmd-1", "name": "sca", "policies": [policy]}]
+    try:
+        assert agent(grid, tmp_path, scan_timeout=0.5).run() == 0
+    finally:
+        release.set()
+    result = grid.results["cmd-1"]
+    assert result["status"] == "completed"
+    [finding] = result["scan"]["findings"]
+    assert finding["status"] == "indeterminate"
+    assert "time limit of 0.5 s" in finding["details"][0]["reason"]
+
+
 def test_a_result_survives_a_grid_hiccup(grid, tmp_path, root, monkeypatch):
     monkeypatch.setattr(Agent, "_sleep", lambda self, seconds: None)
     grid.queue = [{"id": "cmd-1", "name": "sca", "policies": []}]
@@ -238,7 +256,7 @@ def test_a_result_survives_a_grid_hiccup(grid, tmp_path, root, monkeypatch):
 
 def test_firewall_changes_are_applied_and_reported(grid, tmp_path, root, monkeypatch):
     applied = []
-    monkeypatch.setattr(firewall, "apply", applied.append)
+    monkeypatch.setattr(firewall, "apply", lambda script, nft=None: applied.append(script))
     grid.firewall_version = 7
     grid.firewall_policy = {"id": "fw", "name": "prod", "rules": [
         {"chain": "INPUT", "action": "DROP", "active": True, "position": 1,
@@ -248,10 +266,11 @@ def test_firewall_changes_are_applied_and_reported(grid, tmp_path, root, monkeyp
     assert grid.firewall_statuses == [{"version": 7, "status": "applied", "message": ""}]
     assert "elements = { 198.18.0.11 }" in applied[0]
 
-    def reject(script):
+    def reject(script, nft=None):
         raise firewall.FirewallError("Error: syntax error")
 
     monkeypatch.setattr(firewall, "apply", reject)
+    monkeypatch.setattr(firewall, "check", reject)  # no rule alone passes either
     grid.firewall_version = 8
     assert agent(grid, tmp_path, firewall=True).run() == 0
     assert grid.firewall_statuses[-1] == {"version": 8, "status": "failed", "message": "Error: syntax error"}

@@ -53,17 +53,83 @@ def test_render_empty_group_and_no_policy():
     assert firewall.render(None) == "table inet halo\ndelete table inet halo\n"
 
 
+GOOD_RULE = {"id": "r-ssh", "chain": "INPUT", "action": "ACCEPT", "position": 1,
+             "service": {"port": "22", "protocol": "TCP"}}
+
+
 @pytest.mark.parametrize("rule,message", [
     ({"chain": "FORWARD", "action": "DROP"}, "chain"),
     ({"chain": "INPUT", "action": "LOG"}, "action"),
     ({"chain": "INPUT", "action": "DROP", "service": {"port": "22; flush ruleset", "protocol": "TCP"}}, "port"),
+    ({"chain": "INPUT", "action": "DROP", "service": {"port": "abc; drop", "protocol": "TCP"}}, "port"),
+    ({"chain": "INPUT", "action": "DROP", "service": {"port": "1-2-3", "protocol": "TCP"}}, "port"),
+    ({"chain": "INPUT", "action": "DROP", "service": {"port": "70000", "protocol": "TCP"}}, "port"),
+    ({"chain": "INPUT", "action": "DROP", "service": {"port": "22,90-80", "protocol": "TCP"}}, "port"),
+    ({"chain": "INPUT", "action": "DROP", "service": {"port": "22,,80", "protocol": "TCP"}}, "port"),
     ({"chain": "INPUT", "action": "DROP", "service": {"port": "1", "protocol": "SCTP"}}, "protocol"),
+    ({"chain": "INPUT", "action": "DROP", "service": "ssh"}, "service"),
     ({"chain": "INPUT", "action": "DROP", "connection_states": "NEW, BOGUS"}, "BOGUS"),
-    ({"chain": "INPUT", "action": "DROP", "source": {"id": "z", "ips": ["198.18.0.300"]}}, "address"),
+    ({"chain": "INPUT", "action": "DROP", "connection_states": "FOO"}, "FOO"),
+    ({"chain": "INPUT", "action": "DROP", "source": "everyone"}, "source"),
 ])
-def test_render_refuses_what_it_cannot_express(rule, message):
-    with pytest.raises(firewall.FirewallError, match=message):
-        firewall.render({"rules": [rule]})
+def test_build_leaves_out_only_the_rule_it_cannot_express(rule, message):
+    ruleset = firewall.build({"rules": [GOOD_RULE, dict(rule, id="r-bad", position=2)]})
+    assert [r.label for r in ruleset.rules] == ["rule 1 [r-ssh]"]
+    assert chain_lines(ruleset.script(), "input") == ['iifname "lo" accept', "tcp dport 22 accept"]
+    assert len(ruleset.problems) == 1 and ruleset.problems[0].startswith("rule 2 [r-bad]: ")
+    assert message in ruleset.problems[0] and "left out" in ruleset.problems[0]
+
+
+def test_a_group_source_holds_only_host_addresses():
+    """A member registered with a bad address must neither break the ruleset nor, as
+    0.0.0.0/0, turn a DROP of one group into a DROP of everybody."""
+    group = {"type": "Group", "id": "g1", "name": "Dirty",
+             "ips": ["198.18.0.11", "not-an-ip", "0.0.0.0/0", "0.0.0.0", "198.18.0.0/24", "fd00::1"]}
+    zone = {"type": "FirewallZone", "id": "z1", "name": "Office", "ips": ["198.19.0.0/16", "bogus"]}
+    ruleset = firewall.build({"rules": [
+        {"id": "r1", "chain": "INPUT", "action": "DROP", "position": 1, "source": group},
+        {"id": "r2", "chain": "INPUT", "action": "ACCEPT", "position": 2, "source": zone}]})
+    script = ruleset.script()
+    assert "set src_g1 { type ipv4_addr; flags interval; auto-merge; elements = { 198.18.0.11 }; }" in script
+    assert "elements = { 198.19.0.0/16 };" in script  # a zone may name networks
+    assert len(ruleset.rules) == 2
+    assert ruleset.problems == [
+        "rule 1 [r1]: source Dirty: 'not-an-ip' is not a host address (left out)",
+        "rule 1 [r1]: source Dirty: '0.0.0.0/0' is not a host address (left out)",
+        "rule 1 [r1]: source Dirty: '0.0.0.0' is not a host address (left out)",
+        "rule 1 [r1]: source Dirty: '198.18.0.0/24' is not a host address (left out)",
+        "rule 2 [r2]: source Office: 'bogus' is not an address (left out)"]
+
+
+def test_comments_and_log_prefixes_fit_nft_limits_in_bytes():
+    rule = dict(GOOD_RULE, comment="é" * 120 + '"', log=True, log_prefix="ü" * 100)
+    statement = firewall.build({"rules": [rule]}).rules[0].statement
+    comment = statement.split('comment "')[1][:-1]
+    prefix = statement.split('log prefix "')[1].split('"')[0]
+    assert len(comment.encode()) <= 128 and comment == "é" * 64
+    assert len(prefix.encode()) <= 127 and prefix.endswith(" ")
+
+
+def test_a_rule_nft_refuses_is_left_out_and_the_rest_applied(tmp_path):
+    """nft refusing the whole ruleset for one rule: every rule is checked alone (nft -c)
+    and the rest is applied. A fake nft refuses any script holding the word 'frobnicate'."""
+    loaded = tmp_path / "loaded"
+    fake_nft = tmp_path / "nft"
+    fake_nft.write_text("#!/bin/sh\nscript=$(cat)\n"
+                        "case \"$script\" in *frobnicate*) echo 'Error: syntax error, frobnicate' >&2; exit 1;; esac\n"
+                        "[ \"$1\" = -c ] || printf '%s' \"$script\" > " + str(loaded) + "\n")
+    fake_nft.chmod(0o755)
+    ruleset = firewall.build({"rules": [GOOD_RULE, dict(GOOD_RULE, id="r-odd", position=2)]})
+    ruleset.rules[1].statement = "tcp dport 23 frobnicate"
+    problems = firewall.apply_ruleset(ruleset, nft=[str(fake_nft)])
+    assert problems == ["rule 2 [r-odd]: nft refused it: Error: syntax error, frobnicate (rule left out)"]
+    assert "tcp dport 22 accept" in loaded.read_text() and "frobnicate" not in loaded.read_text()
+
+    ruleset.rules[0].statement = "frobnicate"  # all refused: the table holds the valid part, none
+    assert len(firewall.apply_ruleset(ruleset, nft=[str(fake_nft)])) == 2
+    assert chain_lines(loaded.read_text(), "input") == ['iifname "lo" accept']
+    with pytest.raises(firewall.FirewallError, match="not found"):
+        firewall.apply_ruleset(ruleset, nft=[str(tmp_path / "missing-nft")])
 
 
 def test_apply_reports_nft_errors(tmp_path):
@@ -117,3 +183,56 @@ def test_apply_in_a_namespace_is_atomic_and_leaves_other_tables(netns):
 
     apply_in(netns, firewall.render(None))
     assert "table inet halo" not in nft_in(netns, "list", "ruleset").stdout
+
+
+class FakeClient:
+    def __init__(self, version, policy):
+        self.answer = {"version": version, "policy": policy}
+        self.statuses = []
+
+    def firewall(self):
+        return self.answer
+
+    def firewall_status(self, version, status, message=""):
+        self.statuses.append((version, status, message))
+
+
+@pytest.mark.lab
+def test_first_apply_with_bad_rules_and_addresses_keeps_the_valid_part(netns):
+    """The host gets its Halo table with every valid rule; the grid hears which rule and
+    which address were left out."""
+    group = {"type": "Group", "id": "g1", "name": "Dirty", "ips": ["198.18.0.11", "not-an-ip", "0.0.0.0/0"]}
+    policy = {"id": "fw-2", "name": "bad parts", "rules": [
+        {"id": "r1", "chain": "INPUT", "action": "DROP", "position": 1, "source": group},
+        {"id": "r2", "chain": "INPUT", "action": "DROP", "position": 2,
+         "service": {"port": "1-2-3", "protocol": "TCP"}},
+        {"id": "r3", "chain": "INPUT", "action": "ACCEPT", "position": 3, "connection_states": "FOO"},
+        dict(GOOD_RULE, position=4, comment="ü" * 120)]}
+    client = FakeClient(5, policy)
+    firewall.sync(client, nft=["ip", "netns", "exec", netns, "nft"])
+    listing = nft_in(netns, "list", "table", "inet", "halo").stdout
+    assert "198.18.0.11" in listing and "0.0.0.0" not in listing and "not-an-ip" not in listing
+    assert "tcp dport 22 accept" in listing and "ct state" not in listing
+    [(version, status, message)] = client.statuses
+    assert (version, status) == (5, "failed") and message.startswith("partly applied: ")
+    for part in ("'not-an-ip' is not a host address", "'0.0.0.0/0' is not a host address",
+                 "rule 2 [r2]: unsupported port '1-2-3'", "rule 3 [r3]: unsupported connection states FOO"):
+        assert part in message
+
+    # nft itself refusing one rule: the rest is still applied in the namespace
+    ruleset = firewall.build({"rules": [GOOD_RULE, dict(GOOD_RULE, id="r-odd", position=2)]})
+    ruleset.rules[1].statement = "tcp dport 23 frobnicate"
+    problems = firewall.apply_ruleset(ruleset, nft=["ip", "netns", "exec", netns, "nft"])
+    assert len(problems) == 1 and problems[0].startswith("rule 2 [r-odd]: nft refused it: ")
+    listing = nft_in(netns, "list", "table", "inet", "halo").stdout
+    assert "tcp dport 22 accept" in listing and "dport 23" not in listing
+
+
+@pytest.mark.lab
+def test_a_comma_list_of_ports_applies_as_one_set(netns):
+    """The API accepts a port, a range or a comma list of them; nft must take all three."""
+    policy = {"rules": [{"chain": "INPUT", "action": "ACCEPT",
+                         "service": {"port": "22, 8000:8080,443", "protocol": "TCP"}}]}
+    apply_in(netns, firewall.render(policy))
+    listing = nft_in(netns, "list", "ruleset").stdout
+    assert "tcp dport { 22, 443, 8000-8080 } accept" in listing, listing

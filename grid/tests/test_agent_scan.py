@@ -1,5 +1,5 @@
 """Rules -> findings, the default CIS policies on prepared trees, and `haloagent scan`."""
-import builtins
+import threading
 import json
 import os
 import subprocess
@@ -70,14 +70,14 @@ def test_unknown_check_type_is_indeterminate_and_other_rules_still_run(tree):
 
 def test_permission_denied_file_is_indeterminate(tree, monkeypatch):
     (tree / "etc/login.defs").write_text("PASS_MAX_DAYS 90\n")
-    real_open = builtins.open
+    real_open = os.open
 
     def deny(path, *args, **kwargs):  # root reads any mode: simulate a denied read
         if str(path).endswith("login.defs"):
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "open", deny)
+    monkeypatch.setattr(os, "open", deny)
     rule = {"name": "max days", "checks": [{
         "object_type": "configuration_file_setting", "config_file_path": "/etc/login.defs",
         "config_item": "PASS_MAX_DAYS", "desired_value": "90", "delimiter": ""}]}
@@ -96,6 +96,48 @@ def test_a_crashing_check_spoils_only_its_rule(tree, monkeypatch):
     findings = scan.scan_policies([policy], ScanContext(str(tree)))
     assert [f["status"] for f in findings] == ["indeterminate", "good"]
     assert "boom" in findings[0]["details"][0]["reason"]
+
+
+def test_a_scan_that_overruns_its_time_limit_still_reports(tree, monkeypatch):
+    """A check that hangs is indeterminate once the scan's time is up; the checks after
+    it are indeterminate without running, and the scan returns its findings."""
+    release = threading.Event()
+    ran = []
+
+    def hangs(check, ctx):
+        release.wait(60)
+        return []
+
+    def counted(check, ctx):
+        ran.append(check["files"])
+        return checks.check_file_presence(check, ctx)
+
+    monkeypatch.setitem(checks.CHECKS, "hangs", hangs)
+    monkeypatch.setitem(checks.CHECKS, "file_presence", counted)
+    policy = {"rules": [{"name": "first", "checks": [presence("/etc/here")]},
+                        {"name": "stuck", "checks": [{"object_type": "hangs", "files": "/mnt/nfs/x"}]},
+                        {"name": "after", "checks": [presence("/etc/here")]}]}
+    try:
+        findings = scan.scan_policies([policy], ScanContext(str(tree)), time_limit=0.5)
+    finally:
+        release.set()
+    assert [(f["rule_name"], f["status"]) for f in findings] == [
+        ("first", "good"), ("stuck", "indeterminate"), ("after", "indeterminate")]
+    stuck, after = findings[1]["details"][0], findings[2]["details"][0]
+    assert stuck["target"] == "/mnt/nfs/x" and "time limit of 0.5 s" in stuck["reason"]
+    assert after["target"] == "/etc/here" and after["reason"].startswith("not run")
+    assert ran == ["/etc/here"]  # the check after the limit never ran
+    assert scan.summarize(findings)["indeterminate_findings_count"] == 2
+
+
+def test_no_time_limit_runs_checks_in_the_calling_thread(tree, monkeypatch):
+    seen = []
+    monkeypatch.setitem(checks.CHECKS, "where", lambda check, ctx: seen.append(
+        threading.current_thread()) or [checks.detail(check, "t", 1, 1, True)])
+    policy = {"rules": [{"name": "r", "checks": [{"object_type": "where"}]}]}
+    assert scan.scan_policies([policy], ScanContext(str(tree)))[0]["status"] == "good"
+    assert scan.scan_policies([policy], ScanContext(str(tree)), time_limit=30)[0]["status"] == "good"
+    assert seen[0] is threading.main_thread() and seen[1] is not threading.main_thread()
 
 
 def test_summarize_counts_like_the_grid():
@@ -155,10 +197,10 @@ def test_default_policy_flags_a_failing_tree(tmp_path, name, flavor, extra):
 
 
 # -- the command line --------------------------------------------------------------------------
-def scan_cli(python, root, policy):
+def scan_cli(python, root, policy, *options):
     env = dict(os.environ, PYTHONPATH=str(AGENT_SRC))
     return subprocess.run([python, "-m", "haloagent", "scan", "--root", root,
-                           "--policy", str(POLICIES / policy)],
+                           "--policy", str(POLICIES / policy)] + list(options),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, timeout=60)
 
 
@@ -184,3 +226,30 @@ def test_scan_command_rejects_a_file_that_is_no_policy(tmp_path):
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60,
                           env=dict(os.environ, PYTHONPATH=str(AGENT_SRC)))
     assert done.returncode == 2 and b"not a configuration policy" in done.stderr
+
+
+@pytest.mark.parametrize("python", [
+    sys.executable,
+    pytest.param(PYTHON38, marks=pytest.mark.skipif(not os.path.exists(PYTHON38),
+                                                    reason="no Python 3.8 here")),
+])
+def test_scan_command_with_a_fifo_and_a_linked_sshd_config(tmp_path, python):
+    """A FIFO at a configuration path hung the agent (the subprocess timeout would fail
+    this test); an absolute symlink inside the tree is read from the tree. Under 3.8 too."""
+    fifo_tree = make_compliant_tree(str(tmp_path / "fifo"))
+    os.unlink(os.path.join(fifo_tree, "etc/ssh/sshd_config"))
+    os.mkfifo(os.path.join(fifo_tree, "etc/ssh/sshd_config"))
+    done = scan_cli(python, fifo_tree, "debian.json", "--scan-timeout", "50")
+    report = json.loads(done.stdout)
+    sshd = [d for f in report["findings"] for d in f["details"]
+            if d["target"] == "/etc/ssh/sshd_config" and d["type"] == "configuration_file_setting"]
+    assert sshd and all(d["status"] == "indeterminate" and "FIFO" in d["reason"] for d in sshd)
+
+    linked_tree = make_compliant_tree(str(tmp_path / "linked"))
+    sshd_config = os.path.join(linked_tree, "etc/ssh/sshd_config")
+    os.rename(sshd_config, os.path.join(linked_tree, "etc/ssh/real_config"))
+    os.symlink("/etc/ssh/real_config", sshd_config)
+    done = scan_cli(python, linked_tree, "debian.json")
+    report = json.loads(done.stdout)
+    sshd = [d for f in report["findings"] for d in f["details"] if d["target"] == "/etc/ssh/sshd_config"]
+    assert sshd and all(d["status"] == "good" for d in sshd), sshd

@@ -6,6 +6,7 @@ import sys
 import threading
 import time
 
+import pytest
 import requests
 
 from gridhelpers import Agent, register, unique
@@ -24,6 +25,96 @@ def test_register_needs_the_daemon_key(grid):
     r = requests.post(grid.url + "/agent/v1/register", json={"hostname": 5},
                       headers={"X-Daemon-Key": grid.agent_key})
     assert r.status_code == 400
+
+
+def _register_raw(grid, **facts):
+    body = dict({"hostname": unique("ipcheck")}, **facts)
+    return requests.post(grid.url + "/agent/v1/register", json=body,
+                         headers={"X-Daemon-Key": grid.agent_key})
+
+
+@pytest.mark.parametrize("bad", ["not-an-ip", "0.0.0.0/0", "198.18.0.0/24", "0.0.0.0", "::",
+                                 "224.0.0.1", "255.255.255.255", "fe80::1%eth0", " 198.18.0.1",
+                                 "198.18.0.300", 7])
+def test_register_refuses_what_is_not_one_host_address(grid, api, bad):
+    """An address lands in other servers' firewalls (group sources): anything but one host's
+    address there breaks their ruleset or matches everybody."""
+    for facts in ({"primary_ip_address": bad}, {"interfaces": [{"name": "eth0", "ip": bad}]}):
+        r = _register_raw(grid, **facts)
+        assert r.status_code == 400, (facts, r.text)
+        assert "ip" in r.json()["error"]
+    hostnames = {s["hostname"] for s in api.servers(per_page=100)}
+    assert not any(h.startswith("ipcheck") for h in hostnames)  # nothing half-stored
+
+
+def test_register_keeps_valid_addresses_in_canonical_form(grid, api):
+    r = _register_raw(grid, primary_ip_address="2001:DB8:0:0::7",
+                      interfaces=[{"name": "eth0", "ip": "198.18.0.7"},
+                                  {"name": "eth1", "ip": "2001:db8::7"}, {"name": "tun0"}])
+    assert r.status_code == 201, r.text
+    s = api.ok("GET", "/v1/servers/%s" % r.json()["server_id"])["server"]
+    assert s["primary_ip_address"] == "2001:db8::7"
+    assert s["interfaces"] == [{"name": "eth0", "ip": "198.18.0.7"},
+                               {"name": "eth1", "ip": "2001:db8::7"}, {"name": "tun0", "ip": ""}]
+    # no primary address: the grid uses the address the agent connects from
+    r = _register_raw(grid, primary_ip_address="")
+    assert r.status_code == 201
+
+
+def test_group_sources_hold_only_host_addresses():
+    """Rows stored before registration checked addresses must not reach a firewall."""
+    from halogrid import fw
+    from halogrid.models import Server
+
+    def ips(primary, connecting="198.18.0.9"):
+        return fw.server_ips(Server(primary_ip_address=primary, connecting_ip_address=connecting))
+
+    assert ips("198.18.0.11") == ["198.18.0.11"]
+    for bad in ("not-an-ip", "0.0.0.0/0", "0.0.0.0", "::", "198.18.0.0/24", None, ""):
+        assert ips(bad) == ["198.18.0.9"], bad
+    assert ips("not-an-ip", connecting="0.0.0.0/0") == []
+    assert ips("2001:DB8::1") == ["2001:db8::1"]
+
+
+def test_registrations_are_throttled_per_client_address(tmp_path):
+    """The daemon key is shared by the whole fleet: one address cannot register without end."""
+    with GridProcess(tmp_path, rate_limit=0, register_limit=3) as g:
+        for _ in range(3):
+            assert _register_raw(g).status_code == 201
+        r = _register_raw(g)
+        assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+        assert "error" in r.json()
+        api = g.api()
+        assert len(api.servers(per_page=100)) == 3  # the refused one was not stored
+    # only accepted registrations count: a refused body does not use up the allowance
+    with GridProcess(tmp_path / "b", rate_limit=0, register_limit=1) as g:
+        assert _register_raw(g, primary_ip_address="not-an-ip").status_code == 400
+        assert _register_raw(g).status_code == 201
+        assert _register_raw(g).status_code == 429
+
+
+def test_a_duplicate_hostname_or_label_of_a_live_server_is_an_event(api, grid):
+    name = unique("twin")
+    first = register(grid, hostname=name)
+    assert _events(api, first.server_id) == ["server_registered"]
+    second = register(grid, hostname=name, server_label=unique("other-label"))
+    assert _events(api, second.server_id) == ["server_registered", "server_duplicate"]
+    [event] = [e for e in api.ok("GET", "/v1/events", params={"server_id": second.server_id})["events"]
+               if e["type"] == "server_duplicate"]
+    assert first.server_id in event["message"] and event["critical"] is True
+    label_twin = register(grid, hostname=unique("t"), server_label=name)  # first's label
+    assert _events(api, label_twin.server_id) == ["server_registered", "server_duplicate"]
+    # a retired server's name is free again
+    lone = unique("lone")
+    old = register(grid, hostname=lone)
+    api.put("/v1/servers/%s" % old.server_id, {"server": {"retire": True}})
+    assert _events(api, register(grid, hostname=lone).server_id) == ["server_registered"]
+
+
+def _events(api, server_id):
+    events = api.ok("GET", "/v1/events", params={"server_id": server_id, "per_page": 100,
+                                                 "sort_by": "created_at.asc"})["events"]
+    return [e["type"] for e in events]
 
 
 def test_daemon_key_cannot_use_the_api(grid):

@@ -37,6 +37,7 @@ class AgentConfig:
     firewall: bool = True
     once: bool = False
     poll_wait: int = 30
+    scan_timeout: float = 240.0  # seconds; within the collection's default wait (300 s)
 
 
 class StateFile:
@@ -219,7 +220,8 @@ class Agent:
         started = _now()
         try:
             findings = scan_policies(command.get("policies") or [],
-                                     ScanContext(self.config.root, self.config.proc_dir))
+                                     ScanContext(self.config.root, self.config.proc_dir),
+                                     self.config.scan_timeout)
         except Exception as exc:  # report instead of leaving the command started forever
             log.exception("scan failed")
             self._send_result(command_id, {"status": "failed", "result": str(exc)})

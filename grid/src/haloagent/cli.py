@@ -31,7 +31,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print("haloagent scan: %s" % exc, file=sys.stderr)
         return 2
-    findings = scan_policies(policies, ScanContext(args.root, args.proc_dir))
+    findings = scan_policies(policies, ScanContext(args.root, args.proc_dir), args.scan_timeout)
     summary = summarize(findings)
     json.dump(dict(summary, findings=findings), sys.stdout, indent=2)
     sys.stdout.write("\n")
@@ -49,6 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         server_label=args.server_label, state_dir=args.state_dir, root=args.root,
         proc_dir=args.proc_dir, ca_file=args.ca_file, insecure=args.insecure,
         firewall=not args.no_firewall, once=args.once, poll_wait=args.poll_wait,
+        scan_timeout=args.scan_timeout,
     )
     return Agent(config).run()
 
@@ -64,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="root of the system whose files are scanned (default /)")
         sub.add_argument("--proc-dir", default="/proc",
                          help="procfs for process and port checks; always the live machine's")
+        sub.add_argument("--scan-timeout", type=float, default=240.0,
+                         help="time limit of one scan in seconds; checks beyond it are "
+                              "indeterminate (0: none; default 240)")
 
     run = commands.add_parser("run", help="register with a grid and run its commands")
     run.add_argument("--grid", required=True, help="grid URL, e.g. https://grid.example:8443")

@@ -8,14 +8,34 @@ never the scanning machine's.
 """
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from typing import Dict, Optional
 
 _MAX_SYMLINKS = 40  # the Linux kernel's limit for one lookup
+MAX_READ = 64 * 1024 * 1024  # no configuration file is larger; a bigger one is not read
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
 
 
 class PathError(OSError):
     """A path that cannot be resolved inside the root (symlink loop, ...)."""
+
+
+class NotRegularFile(OSError):
+    """A path whose content is not read: not a regular file (a FIFO would block the agent
+    for good, a device could be endless), or larger than MAX_READ."""
+
+
+def _require_regular(st: os.stat_result, path: str) -> None:
+    if stat.S_ISREG(st.st_mode):
+        if st.st_size > MAX_READ:
+            raise NotRegularFile(errno.EFBIG, "larger than %d MiB, not read" % (MAX_READ >> 20), path)
+        return
+    kind = next((name for test, name in _KINDS if test(st.st_mode)), "not a regular file")
+    raise NotRegularFile(errno.EINVAL, "%s, not a regular file" % kind, path)
 
 
 class RootFS:
@@ -57,9 +77,32 @@ class RootFS:
         return os.path.join(self.root, *resolved)
 
     def read_text(self, path: str) -> str:
-        """The content of a host file. Raises OSError (including IsADirectoryError)."""
-        with open(self.resolve(path), encoding="utf-8", errors="replace") as handle:
-            return handle.read()
+        """The content of a regular host file (newlines as ``\\n``). Raises OSError, and
+        NotRegularFile for anything else: only regular files are ever opened for reading.
+
+        The type is checked before opening (opening a device may have effects) and again on
+        the open descriptor; O_NONBLOCK keeps a FIFO swapped in between from blocking, and
+        O_NOFOLLOW a symlink swapped in from leading out of the root."""
+        real = self.resolve(path)
+        _require_regular(os.lstat(real), path)
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(real, flags)
+        try:
+            _require_regular(os.fstat(fd), path)
+            chunks = []
+            size = 0
+            while size <= MAX_READ:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+        finally:
+            os.close(fd)
+        if size > MAX_READ:  # grew while being read (or /proc-style size 0)
+            raise NotRegularFile(errno.EFBIG, "larger than %d MiB, not read" % (MAX_READ >> 20), path)
+        text = b"".join(chunks).decode("utf-8", errors="replace")
+        return text.replace("\r\n", "\n").replace("\r", "\n")  # as open()'s universal newlines
 
     def stat(self, path: str) -> os.stat_result:
         return os.lstat(self.resolve(path))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -13,9 +14,32 @@ from .models import FirewallPolicy, FirewallRule, FirewallService, FirewallZone,
 LIVE_STATES = ("active", "missing")
 
 
+def host_ip(text: Optional[str]) -> Optional[str]:
+    """``text`` as one host's address (canonical form), or None when it is not one.
+
+    Registration validates addresses, but rows stored before it did may hold anything; a
+    group source is a list of *hosts*: a network, an unspecified address or a string an
+    agent cannot load must never reach another server's firewall."""
+    if not text:
+        return None
+    try:
+        address = ipaddress.ip_address(str(text).strip())
+    except ValueError:
+        return None
+    if (getattr(address, "scope_id", None) or address.is_unspecified or address.is_multicast
+            or address == ipaddress.IPv4Address("255.255.255.255")):
+        return None
+    return str(address)
+
+
 def server_ips(s: Server) -> List[str]:
-    ip = s.primary_ip_address or s.connecting_ip_address
-    return [ip] if ip else []
+    """The server's address in group sources: its primary address, else the one it
+    connects from (the first of them that is a valid host address)."""
+    for candidate in (s.primary_ip_address, s.connecting_ip_address):
+        ip = host_ip(candidate)
+        if ip:
+            return [ip]
+    return []
 
 
 def group_ips(db: Session, group_id: str) -> List[str]:

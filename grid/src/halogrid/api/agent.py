@@ -6,19 +6,21 @@ import datetime as _dt
 import hmac
 import math
 import secrets
+import threading
 from typing import Any, Dict, List, Optional
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from .. import fw
-from ..auth import agent_server, hash_secret
+from ..auth import agent_server, client_host, hash_secret
 from ..common import json_body, parse_time, record_event, tx
 from ..db import default_group, get_setting
-from ..errors import BadRequest, Conflict, HaloError, Unauthorized
+from ..errors import BadRequest, Conflict, HaloError, RateLimited, Unauthorized
 from ..models import Command, Finding, Group, Policy, Scan, Server, utcnow
+from ..ratelimit import RateLimiter, client_key
 
 router = APIRouter()
 
@@ -36,16 +38,74 @@ def _str(obj: Dict[str, Any], field: str) -> Optional[str]:
     return val
 
 
+def host_address(value: Any, field: str) -> Optional[str]:
+    """One host's IPv4 or IPv6 address in canonical form ("" or null: none), else 400.
+
+    These addresses end up in other servers' firewalls (a group as a rule's source): a
+    network, an unspecified or a multicast address there would match far more than this
+    host, and a string that is no address would make the ruleset unloadable."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise BadRequest("%s must be a string" % field)
+    address = fw.host_ip(value)
+    if address is None or value != value.strip():
+        raise BadRequest("%s must be the IPv4 or IPv6 address of one host (no network, "
+                         "unspecified, multicast or zoned address): %r" % (field, value[:100]))
+    return address
+
+
 def _interfaces(obj: Dict[str, Any]) -> List[Dict[str, str]]:
     raw = obj.get("interfaces") or []
     if not isinstance(raw, list):
         raise BadRequest("interfaces must be a list of {name, ip}")
     out = []
-    for item in raw:
+    for i, item in enumerate(raw):
         if not isinstance(item, dict):
             raise BadRequest("interfaces must be a list of {name, ip}")
-        out.append({"name": str(item.get("name") or ""), "ip": str(item.get("ip") or "")})
+        ip = host_address(item.get("ip"), "interfaces[%d].ip" % i)
+        out.append({"name": str(item.get("name") or ""), "ip": ip or ""})
     return out
+
+
+_limiter_lock = threading.Lock()
+
+
+def _register_limiter(request: Request) -> RateLimiter:
+    """Registrations per client address in each rate window (``--register-limit``): the
+    daemon key is shared by every agent, so a leaked one must not flood the server list."""
+    state = request.app.state
+    limiter = getattr(state, "register_limiter", None)
+    if limiter is None:
+        with _limiter_lock:
+            limiter = getattr(state, "register_limiter", None)
+            if limiter is None:
+                config = state.grid.config
+                limiter = RateLimiter(getattr(config, "register_limit", 60), config.rate_window)
+                state.register_limiter = limiter
+    return limiter
+
+
+def _record_duplicates(db: Session, srv: Server) -> None:
+    """An event when a live server already has the new one's hostname or label: a host
+    registering twice (a lost state file, a cloned image) or one posing as another."""
+    same = [Server.hostname == srv.hostname]
+    if srv.server_label:
+        same.append(Server.server_label == srv.server_label)
+    others = db.scalars(select(Server).where(
+        Server.id != srv.id, Server.state.in_(fw.LIVE_STATES), or_(*same))
+        .order_by(Server.created_at).limit(5)).all()
+    if not others:
+        return
+    described = ", ".join(
+        "%s (%s, %s%s)" % (o.id, o.state, "hostname %s" % o.hostname if o.hostname == srv.hostname
+                           else "label %s" % o.server_label,
+                           ", from %s" % o.connecting_ip_address if o.connecting_ip_address else "")
+        for o in others)
+    record_event(db, "server_duplicate", "Duplicate server registered",
+                 "Server %s (%s, from %s) registered with the hostname or label of: %s"
+                 % (srv.hostname, srv.id, srv.connecting_ip_address or "?", described),
+                 server=srv, actor="agent", critical=True)
 
 
 @router.post("/agent/v1/register", status_code=201)
@@ -61,6 +121,12 @@ def register(request: Request, body: Any = Depends(json_body)):
         fields = {f: _str(body, f) for f in STR_FIELDS}
         if not fields["hostname"]:
             raise BadRequest("hostname is required")
+        fields["primary_ip_address"] = host_address(fields["primary_ip_address"],
+                                                    "primary_ip_address")
+        interfaces = _interfaces(body)
+        wait = _register_limiter(request).hit(client_key(client_host(request)))
+        if wait is not None:
+            raise RateLimited(wait)
         tag = fields["tag"]
         group = db.scalar(select(Group).where(Group.tag == tag)) if tag else None
         if group is None:
@@ -68,7 +134,7 @@ def register(request: Request, body: Any = Depends(json_body)):
         secret = secrets.token_hex(24)
         now = utcnow()
         srv = Server(secret_hash=hash_secret(secret), group_id=group.id, state="active",
-                     interfaces=_interfaces(body), last_state_change=now, last_seen_at=now,
+                     interfaces=interfaces, last_state_change=now, last_seen_at=now,
                      created_at=now,
                      connecting_ip_address=request.client.host if request.client else None,
                      **fields)
@@ -80,6 +146,7 @@ def register(request: Request, body: Any = Depends(json_body)):
                      "Server %s registered in group %s%s"
                      % (srv.hostname, group.name, " (tag %s)" % tag if tag else ""),
                      server=srv, group=group, actor="agent")
+        _record_duplicates(db, srv)
         out = {"server_id": srv.id, "agent_secret": secret, "group_id": group.id}
     grid.notifier.notify_all()
     return out
