@@ -111,3 +111,120 @@ def test_rate_limit_per_key(tmp_path):
         assert "error" in r.json()
         # another key is not limited by the first one's calls
         assert b.get("/v1/groups").status_code == 200
+
+
+# -- failed authentication counts per client address, never per key -----------------------
+def test_wrong_secrets_lock_out_the_address_not_the_key(tmp_path):
+    from sourceaddr import bearer, call, token_request
+
+    # rate_limit 30 < 40: counted against the key, the guesses used to lock its owner out;
+    # the default --auth-fail-limit is 20 per minute
+    with GridProcess(tmp_path, rate_limit=30) as g:
+        key_id, secret = g.create_api_key()
+        codes = [token_request(g.url, key_id, "0" * 32, source="127.0.0.2").status_code
+                 for _ in range(40)]
+        assert codes[:20] == [401] * 20
+        assert set(codes[20:]) == {429}
+        blocked = token_request(g.url, key_id, secret, source="127.0.0.2")
+        assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) >= 1
+        # the key's owner, elsewhere, is not affected
+        r = token_request(g.url, key_id, secret, source="127.0.0.1")
+        assert r.status_code == 200, r.body
+        tok = r.json()["access_token"]
+        assert call(g.url + "/v1/groups", headers=bearer(tok)).status_code == 200
+        # and the blocked address cannot use a token either (it could test guesses with it)
+        assert call(g.url + "/v1/groups", source="127.0.0.2",
+                    headers=bearer(tok)).status_code == 429
+
+
+def test_guessed_tokens_lock_out_the_address(tmp_path):
+    from sourceaddr import bearer, call
+
+    with GridProcess(tmp_path) as g:
+        api = g.api()
+        api.authenticate()
+        codes = [call(g.url + "/v1/groups", source="127.0.0.3",
+                      headers=bearer("%032x" % i)).status_code for i in range(23)]
+        assert codes == [401] * 20 + [429] * 3
+        assert api.get("/v1/groups").status_code == 200
+
+
+def test_expired_tokens_are_not_counted_as_guesses(tmp_path):
+    """A client whose token expired is told apart from one guessing: it re-authenticates."""
+    import datetime as _dt
+
+    import sqlalchemy
+
+    from sourceaddr import engine_of
+
+    with GridProcess(tmp_path, auth_fail_limit=3) as g:
+        api = g.api()
+        api.authenticate()
+        old = api.token
+        eng = engine_of(g.db)
+        with eng.begin() as conn:
+            conn.execute(sqlalchemy.text("UPDATE tokens SET expires_at = :t"),
+                         {"t": _dt.datetime.utcnow() - _dt.timedelta(seconds=5)})
+        eng.dispose()
+        headers = {"Authorization": "Bearer " + old}
+        codes = [requests.get(g.url + "/v1/groups", headers=headers).status_code
+                 for _ in range(6)]
+        assert codes == [401] * 6
+        api.authenticate()  # the expired token is kept a while, not deleted by this
+        assert requests.get(g.url + "/v1/groups", headers=headers).status_code == 401
+        assert api.get("/v1/groups").status_code == 200
+
+
+def test_made_up_key_ids_leave_no_counters(tmp_path):
+    """Only keys that authenticated are counted: made-up ids cannot grow the grid."""
+    from fastapi.testclient import TestClient
+
+    from halogrid.app import create_app
+    from halogrid.config import Config
+
+    app = create_app(Config(db=str(tmp_path / "g.db"), rate_limit=600, auth_fail_limit=10**6))
+    grid = app.state.grid
+    client = TestClient(app)
+    for i in range(300):
+        r = client.post("/oauth/access_token?grant_type=client_credentials",
+                        auth=("made-up-%d" % i, "x"))
+        assert r.status_code == 401
+    assert len(grid.limiter) == 0
+    assert len(grid.auth_failures) == 1  # one client address
+
+
+def test_failure_counters_are_bounded():
+    from halogrid.ratelimit import FailureCounter, RateLimiter, client_key
+
+    fc = FailureCounter(limit=3, window=60, max_entries=100)
+    for i in range(5000):
+        fc.fail("10.%d.%d.%d" % (i >> 16, (i >> 8) & 255, i & 255))
+    assert len(fc) == 100
+    for _ in range(3):
+        fc.fail("192.0.2.1")
+    assert fc.blocked("192.0.2.1") is not None
+    assert fc.blocked("192.0.2.2") is None
+    # one IPv6 host owns its /64: rotating addresses inside it does not escape the count
+    for i in range(3):
+        fc.fail("2001:db8::%x" % (i + 1))
+    assert fc.blocked("2001:db8::ffff") is not None
+    assert client_key("::ffff:192.0.2.1") == "192.0.2.1"
+    rl = RateLimiter(limit=5, window=60, max_keys=10)
+    for i in range(1000):
+        rl.hit("k%d" % i)
+    assert len(rl) == 10
+
+
+def test_read_only_keys_see_no_key_ids_in_events(grid, api, ro_api):
+    group = api.create_group("evt-actor")
+    mine = [e for e in api.ok("GET", "/v1/events", params={"type": "group_created",
+                                                           "per_page": 100})["events"]
+            if e["group_id"] == group["id"]]
+    assert [e["actor"] for e in mine] == [api.key_id]
+    r = ro_api.get("/v1/events", params={"type": "group_created", "per_page": 100})
+    assert r.status_code == 200
+    theirs = [e for e in r.json()["events"] if e["group_id"] == group["id"]]
+    assert [e["actor"] for e in theirs] == ["api_key"]
+    assert api.key_id not in r.text
+    one = ro_api.get("/v1/events/%s" % mine[0]["id"])
+    assert one.json()["event"]["actor"] == "api_key" and api.key_id not in one.text

@@ -79,3 +79,60 @@ def test_cli_keys_and_env_db(tmp_path):
     out = subprocess.run([sys.executable, "-m", "halogrid", "keys", "create"],
                          capture_output=True, text=True, env=env)
     assert out.returncode != 0 and "--db" in out.stderr
+
+
+def test_sqlite_database_is_private(tmp_path):
+    import os
+    import stat
+    import subprocess
+    import sys
+
+    old_umask = os.umask(0o022)  # the usual one, which made the file 0644
+    try:
+        folder = tmp_path / "state"
+        db = folder / "grid.db"
+        with GridProcess(tmp_path, db=db) as g:
+            g.api().ok("POST", "/v1/groups", {"group": {"name": "private"}})
+            assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+            files = [p for p in folder.iterdir() if p.name.startswith("grid.db")]
+            assert db in files
+            for p in files:  # the database and its -wal / -shm
+                assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+        # a database left readable by an older grid is made private by the next start
+        shared = tmp_path / "shared"
+        shared.mkdir(mode=0o755)
+        older = shared / "older.db"
+        older.touch()
+        os.chmod(older, 0o644)
+        subprocess.run([sys.executable, "-m", "halogrid", "keys", "list", "--db", str(older)],
+                       check=True, capture_output=True)
+        assert stat.S_IMODE(older.stat().st_mode) == 0o600
+        # an existing directory (say the working directory) is left as it is
+        assert stat.S_IMODE(shared.stat().st_mode) == 0o755
+    finally:
+        os.umask(old_umask)
+
+
+def test_database_of_an_older_grid_gains_new_columns(tmp_path):
+    """A database created before keys could expire, be revoked or be limited to networks
+    keeps its keys and gets the new columns (both engines)."""
+    import sqlalchemy
+
+    from halogrid.auth import hash_secret
+    from sourceaddr import engine_of, grid_db, token_request
+
+    with grid_db(tmp_path) as (db, opts):
+        eng = engine_of(db)
+        with eng.begin() as conn:
+            conn.execute(sqlalchemy.text(
+                "CREATE TABLE api_keys (key_id VARCHAR(32) NOT NULL PRIMARY KEY, "
+                "secret_hash VARCHAR(128) NOT NULL, read_only BOOLEAN NOT NULL, "
+                "name VARCHAR(255), created_at TIMESTAMP NOT NULL)"))
+            conn.execute(sqlalchemy.text(
+                "INSERT INTO api_keys VALUES ('0a1b2c3d', :h, false, 'old', :t)"),
+                {"h": hash_secret("s" * 32), "t": "2024-01-01 00:00:00"})
+        eng.dispose()
+        with GridProcess(tmp_path, **opts) as g:
+            assert token_request(g.url, "0a1b2c3d", "s" * 32).status_code == 200
+            g.cli("keys", "revoke", "0a1b2c3d")
+            assert token_request(g.url, "0a1b2c3d", "s" * 32).status_code == 401

@@ -6,10 +6,11 @@ import binascii
 import datetime as _dt
 import hashlib
 import hmac
+import ipaddress
 import logging
 import secrets
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from fastapi import Request
 from sqlalchemy import delete, select
@@ -21,6 +22,11 @@ from .models import ApiKey, Server, Token, utcnow
 log = logging.getLogger(__name__)
 
 
+# Expired tokens are kept this long, so that a client presenting one (it re-authenticates
+# then) is told from one guessing tokens, whose failures count against its address.
+EXPIRED_TOKEN_KEPT = _dt.timedelta(hours=1)
+
+
 def hash_secret(secret: str) -> str:
     """Secrets are long random strings, so a plain SHA-256 is enough to keep them unreadable."""
     return "sha256$" + hashlib.sha256(secret.encode("utf-8")).hexdigest()
@@ -30,16 +36,69 @@ def check_secret(secret: str, stored: str) -> bool:
     return hmac.compare_digest(hash_secret(secret), stored or "")
 
 
-def create_api_key(db: Session, read_only: bool = False, name: Optional[str] = None
-                   ) -> Tuple[str, str]:
+def parse_networks(values: Optional[Iterable[str]]) -> List[str]:
+    """CIDR strings (or single addresses) -> normalised network strings; ValueError if one
+    is not a network."""
+    out: List[str] = []
+    for raw in values or ():
+        net = ipaddress.ip_network(str(raw).strip(), strict=False)
+        if str(net) not in out:
+            out.append(str(net))
+    return out
+
+
+def address_allowed(host: Optional[str], networks: Optional[Iterable[str]]) -> bool:
+    """Whether a client address lies in one of `networks` (none given: anywhere)."""
+    networks = list(networks or ())
+    if not networks:
+        return True
+    try:
+        addr = ipaddress.ip_address(host or "")
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    for raw in networks:
+        try:
+            if addr in ipaddress.ip_network(raw, strict=False):
+                return True
+        except (ValueError, TypeError):
+            continue
+    return False
+
+
+def create_api_key(db: Session, read_only: bool = False, name: Optional[str] = None,
+                   expires_at: Optional[_dt.datetime] = None,
+                   allow_from: Optional[Iterable[str]] = None) -> Tuple[str, str]:
     while True:
         key_id = secrets.token_hex(4)
         if db.get(ApiKey, key_id) is None:
             break
     secret = secrets.token_hex(16)
     db.add(ApiKey(key_id=key_id, secret_hash=hash_secret(secret), read_only=read_only,
-                  name=name))
+                  name=name, expires_at=expires_at,
+                  allow_from=parse_networks(allow_from) or None))
     return key_id, secret
+
+
+def revoke_api_key(db: Session, key_id: str) -> Optional[ApiKey]:
+    """Revoke a key and drop its tokens (they stop working at once); None if no such key."""
+    key = db.get(ApiKey, key_id)
+    if key is None:
+        return None
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+    db.execute(delete(Token).where(Token.key_id == key_id))
+    return key
+
+
+def key_state(key: ApiKey, now: Optional[_dt.datetime] = None) -> str:
+    """active | revoked | expired"""
+    if key.revoked_at is not None:
+        return "revoked"
+    if key.expires_at is not None and key.expires_at <= (now or utcnow()):
+        return "expired"
+    return "active"
 
 
 def parse_basic(header: Optional[str]) -> Optional[Tuple[str, str]]:
@@ -55,14 +114,43 @@ def parse_basic(header: Optional[str]) -> Optional[Tuple[str, str]]:
     return key_id, secret
 
 
-def issue_token(db: Session, key: ApiKey, ttl: int) -> Tuple[str, str]:
+def issue_token(db: Session, key: ApiKey, ttl: int) -> Tuple[str, str, int]:
+    """A new token of `key`: (token, scope, seconds it lives). A token never outlives its key."""
     now = utcnow()
-    db.execute(delete(Token).where(Token.expires_at < now))
+    db.execute(delete(Token).where(Token.expires_at < now - EXPIRED_TOKEN_KEPT))
     token = secrets.token_hex(16)
     scope = "read" if key.read_only else "read+write"
+    expires = now + _dt.timedelta(seconds=ttl)
+    if key.expires_at is not None and key.expires_at < expires:
+        expires = key.expires_at
+        ttl = max(1, int((expires - now).total_seconds()))
     db.add(Token(token_hash=hash_secret(token), key_id=key.key_id, scope=scope,
-                 expires_at=now + _dt.timedelta(seconds=ttl)))
-    return token, scope
+                 expires_at=expires))
+    return token, scope, ttl
+
+
+def client_host(request: Request) -> Optional[str]:
+    """The caller's address (the TCP peer; behind a proxy only with --forwarded-allow-ips)."""
+    return request.client.host if request.client else None
+
+
+def check_blocked(request: Request) -> None:
+    """429 for an address that failed to authenticate too often (per address, not per key:
+    guessing at a key never locks its owner out)."""
+    grid = request.app.state.grid
+    wait = grid.auth_failures.blocked(client_host(request))
+    if wait is not None:
+        log.info("rate limit: %s failed to authenticate too often (429, Retry-After %ss)",
+                 client_host(request), wait)
+        raise RateLimited(wait)
+
+
+def check_network(request: Request, key: ApiKey) -> None:
+    """403 when the key may be used only from networks the caller is not in."""
+    host = client_host(request)
+    if not address_allowed(host, key.allow_from):
+        log.info("API key %s refused from %s: not in its allowed networks", key.key_id, host)
+        raise Forbidden("This API key may not be used from %s" % (host or "this address"))
 
 
 @dataclass
@@ -87,10 +175,20 @@ def authenticate(request: Request) -> Principal:
     token = _bearer(request)
     if not token:
         raise Unauthorized("invalid_token")
+    check_blocked(request)
     with grid.Session() as db:
+        now = utcnow()
         row = db.get(Token, hash_secret(token))
-        if row is None or row.expires_at <= utcnow():
+        if row is None:
+            grid.auth_failures.fail(client_host(request))
             raise Unauthorized("invalid_token")
+        if row.expires_at <= now:  # a real token, only old: its client re-authenticates
+            raise Unauthorized("invalid_token")
+        # the key is read on every call: a revoked or expired key's tokens stop at once
+        key = db.get(ApiKey, row.key_id)
+        if key is None or key_state(key, now) != "active":
+            raise Unauthorized("invalid_token")
+        check_network(request, key)
         principal = Principal(key_id=row.key_id, scope=row.scope)
     wait = grid.limiter.hit(principal.key_id)
     if wait is not None:
@@ -133,3 +231,16 @@ def agent_server(db: Session, request: Request) -> Server:
 
 def find_key(db: Session, key_id: str) -> Optional[ApiKey]:
     return db.scalar(select(ApiKey).where(ApiKey.key_id == key_id))
+
+
+# Actors of events that are not API keys.
+SYSTEM_ACTORS = ("agent", "grid")
+
+
+def redact_event(event: Dict[str, Any], principal: Principal) -> Dict[str, Any]:
+    """An event as `principal` may see it: only a read+write key sees which key acted (a key
+    id is half of a credential)."""
+    actor = event.get("actor")
+    if not principal.can_write and actor is not None and actor not in SYSTEM_ACTORS:
+        event["actor"] = "api_key"
+    return event

@@ -1,7 +1,8 @@
-"""`halogrid serve | keys create | agent-key show|rotate`"""
+"""`halogrid serve | keys create|list|revoke | agent-key show|rotate`"""
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
 import json
 import logging
 import os
@@ -15,6 +16,41 @@ def _db_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", default=os.environ.get("HALOGRID_DB"),
                    help="SQLite file path, or an SQLAlchemy URL such as "
                         "postgresql+psycopg://user:pw@host/db (default: $HALOGRID_DB)")
+
+
+def _positive_days(text: str) -> float:
+    try:
+        days = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a number of days: %r" % text)
+    if not 0 < days <= 36500:
+        raise argparse.ArgumentTypeError("days must be more than 0 and at most 36500")
+    return days
+
+
+def _future_time(text: str) -> _dt.datetime:
+    """ISO 8601 -> naive UTC (the database's clock), in the future."""
+    try:
+        when = _dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError("not an ISO 8601 time: %r" % text)
+    if when.tzinfo is not None:
+        when = when.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+    if when <= _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None):
+        raise argparse.ArgumentTypeError("%s is not in the future" % text)
+    return when
+
+
+def _network(text: str) -> str:
+    from .auth import parse_networks
+    try:
+        return parse_networks([text])[0]
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a network (CIDR) or address: %r" % text)
+
+
+def _iso(when) -> Optional[str]:
+    return None if when is None else when.isoformat() + "Z"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +68,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help="API calls per API key in each --rate-window; 0 = no limit (default 600)")
     serve.add_argument("--rate-window", type=float, default=60.0,
                        help="seconds the --rate-limit counts over (default 60: calls per minute)")
+    serve.add_argument("--auth-fail-limit", type=int, default=20,
+                       help="failed authentications (token requests, tokens) per client "
+                            "address in each --rate-window before it gets 429s; 0 = no limit "
+                            "(default 20)")
+    serve.add_argument("--register-limit", type=int, default=60,
+                       help="agent registrations per client address in each --rate-window; "
+                            "0 = no limit (default 60)")
+    serve.add_argument("--command-timeout", type=float, default=600.0,
+                       help="seconds a command and its scan may stay open (queued: from its "
+                            "creation, started: from its start) before they are failed; "
+                            "0 = never (default 600)")
+    serve.add_argument("--forwarded-allow-ips",
+                       help="comma list of proxy addresses whose X-Forwarded-For is trusted "
+                            "as the client address (default: none, the TCP peer counts)")
     serve.add_argument("--missing-after", type=float, default=90.0,
                        help="seconds without contact before a server is missing (default 90)")
     serve.add_argument("--certfile", help="TLS certificate (PEM); serve HTTPS with --keyfile")
@@ -44,11 +94,24 @@ def build_parser() -> argparse.ArgumentParser:
     kc = ksub.add_parser("create", help="create an API key (the secret is shown once)")
     kc.add_argument("--read-only", action="store_true", help="a key whose tokens get scope read")
     kc.add_argument("--name", help="a note to remember the key by")
-    kc.add_argument("--json", action="store_true", help="print {key_id, secret_key, scope}")
+    exp = kc.add_mutually_exclusive_group()
+    exp.add_argument("--expires-in", type=_positive_days, metavar="DAYS",
+                     help="the key (and its tokens) stop working DAYS days from now")
+    exp.add_argument("--expires-at", type=_future_time, metavar="TIME",
+                     help="the key stops working at TIME (ISO 8601; without an offset: UTC)")
+    kc.add_argument("--allow-from", action="append", type=_network, metavar="CIDR",
+                    default=[], help="a client network the key may be used from (repeat for "
+                                     "more); elsewhere token requests and calls get 403")
+    kc.add_argument("--json", action="store_true",
+                    help="print {key_id, secret_key, scope, expires_at, allow_from}")
     _db_arg(kc)
-    kl = ksub.add_parser("list", help="list API keys (ids and scopes, never secrets)")
+    kl = ksub.add_parser("list", help="list API keys (ids, scopes, states, never secrets)")
     kl.add_argument("--json", action="store_true")
     _db_arg(kl)
+    kr = ksub.add_parser("revoke", help="revoke an API key: its tokens stop working at once")
+    kr.add_argument("key_id")
+    kr.add_argument("--json", action="store_true")
+    _db_arg(kr)
 
     ak = sub.add_parser("agent-key", help="the daemon (agent) key agents register with")
     asub = ak.add_subparsers(dest="agent_key_command", required=True)
@@ -82,10 +145,16 @@ def cmd_serve(args) -> int:
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = Config(db=args.db, token_ttl=args.token_ttl, rate_limit=args.rate_limit,
-                    rate_window=args.rate_window, missing_after=args.missing_after)
+                    rate_window=args.rate_window, missing_after=args.missing_after,
+                    auth_fail_limit=args.auth_fail_limit, command_timeout=args.command_timeout,
+                    register_limit=args.register_limit)
     app = create_app(config)
+    # The client address decides allowed networks and failure counts: X-Forwarded-For is
+    # believed only from the proxies named (uvicorn would believe any local caller).
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
                 ssl_certfile=args.certfile, ssl_keyfile=args.keyfile,
+                proxy_headers=bool(args.forwarded_allow_ips),
+                forwarded_allow_ips=args.forwarded_allow_ips or "",
                 timeout_graceful_shutdown=3, access_log=args.log_level == "debug")
     return 0
 
@@ -94,29 +163,63 @@ def cmd_keys(args) -> int:
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from .auth import create_api_key
+    from .auth import create_api_key, key_state, revoke_api_key
     from .models import ApiKey
 
     engine = _engine(args)
     if args.keys_command == "create":
+        expires_at = args.expires_at
+        if args.expires_in is not None:
+            expires_at = (_dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None)
+                          + _dt.timedelta(days=args.expires_in)).replace(microsecond=0)
         with Session(engine) as db, db.begin():
-            key_id, secret = create_api_key(db, read_only=args.read_only, name=args.name)
+            key_id, secret = create_api_key(db, read_only=args.read_only, name=args.name,
+                                            expires_at=expires_at, allow_from=args.allow_from)
         scope = "read" if args.read_only else "read+write"
         if args.json:
-            print(json.dumps({"key_id": key_id, "secret_key": secret, "scope": scope}))
+            print(json.dumps({"key_id": key_id, "secret_key": secret, "scope": scope,
+                              "expires_at": _iso(expires_at), "allow_from": args.allow_from}))
         else:
-            print("key_id:     %s\nsecret_key: %s\nscope:      %s\n"
-                  "(the secret is shown only now)" % (key_id, secret, scope))
+            print("key_id:     %s\nsecret_key: %s\nscope:      %s" % (key_id, secret, scope))
+            if expires_at is not None:
+                print("expires_at: %s" % _iso(expires_at))
+            if args.allow_from:
+                print("allow_from: %s" % ", ".join(args.allow_from))
+            print("(the secret is shown only now)")
+        return 0
+    if args.keys_command == "revoke":
+        with Session(engine) as db, db.begin():
+            key = revoke_api_key(db, args.key_id)
+            revoked_at = key.revoked_at if key is not None else None
+        if key is None:
+            print("halogrid: no API key %s" % args.key_id, file=sys.stderr)
+            return 1
+        if args.json:
+            print(json.dumps({"key_id": args.key_id, "state": "revoked",
+                              "revoked_at": _iso(revoked_at)}))
+        else:
+            print("API key %s revoked at %s; its tokens no longer work"
+                  % (args.key_id, _iso(revoked_at)))
         return 0
     with Session(engine) as db:
         rows = db.scalars(select(ApiKey).order_by(ApiKey.created_at)).all()
         items = [{"key_id": r.key_id, "scope": "read" if r.read_only else "read+write",
-                  "name": r.name, "created_at": r.created_at.isoformat() + "Z"} for r in rows]
+                  "name": r.name, "state": key_state(r),
+                  "created_at": _iso(r.created_at), "expires_at": _iso(r.expires_at),
+                  "revoked_at": _iso(r.revoked_at), "allow_from": list(r.allow_from or [])}
+                 for r in rows]
     if args.json:
         print(json.dumps(items))
     else:
         for it in items:
-            print("%s  %-10s  %s" % (it["key_id"], it["scope"], it["name"] or ""))
+            extra = []
+            if it["expires_at"]:
+                extra.append("expires %s" % it["expires_at"])
+            if it["allow_from"]:
+                extra.append("from %s" % ",".join(it["allow_from"]))
+            print("%s  %-10s  %-7s  %s%s" % (it["key_id"], it["scope"], it["state"],
+                                             it["name"] or "",
+                                             "  (%s)" % "; ".join(extra) if extra else ""))
     return 0
 
 

@@ -8,11 +8,11 @@ import secrets
 from importlib import resources
 from typing import Optional
 
-from sqlalchemy import create_engine, event, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import create_engine, event, inspect, select, text
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from .models import Base, Group, Policy, Setting, utcnow
+from .models import Base, Group, Policy, Setting, ensure_indexes, utcnow
 
 log = logging.getLogger("halogrid")
 
@@ -26,9 +26,37 @@ def db_url(path_or_url: str) -> str:
     return "sqlite:///" + os.path.abspath(os.path.expanduser(path_or_url))
 
 
+def _private_sqlite_file(url: str) -> None:
+    """Create the SQLite file (and a missing directory) readable by the grid's user only: it
+    holds the daemon key and every hash. An existing file (and its -wal/-shm, which SQLite
+    gives the file's mode) loses group and other access; an existing directory is left alone,
+    it may be a shared one such as the working directory."""
+    path = make_url(url).database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    folder = os.path.dirname(path)
+    if folder and not os.path.isdir(folder):
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)  # makedirs' mode is filtered by the umask
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        os.close(fd)
+    for name in (path, path + "-wal", path + "-shm", path + "-journal"):
+        try:
+            st = os.stat(name)
+        except FileNotFoundError:
+            continue
+        if st.st_mode & 0o077 and st.st_uid == os.geteuid():
+            os.chmod(name, st.st_mode & 0o700)
+
+
 def make_engine(path_or_url: str) -> Engine:
     url = db_url(path_or_url)
     if url.startswith("sqlite"):
+        _private_sqlite_file(url)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -95,9 +123,35 @@ def _bundled_policies():
         yield entry.name, pol
 
 
+def _add_missing_columns(engine: Engine) -> None:
+    """A database made by an older grid lacks columns added since (create_all adds tables,
+    never columns): add the missing nullable ones, so an upgrade keeps its data."""
+    insp = inspect(engine)
+    tables = set(insp.get_table_names())
+    prep = engine.dialect.identifier_preparer
+    with engine.begin() as conn:
+        for table in Base.metadata.sorted_tables:
+            if table.name not in tables:
+                continue
+            have = {c["name"] for c in insp.get_columns(table.name)}
+            for col in table.columns:
+                if col.name in have:
+                    continue
+                if not col.nullable:
+                    log.warning("table %s lacks column %s and it cannot be added",
+                                table.name, col.name)
+                    continue
+                log.info("adding column %s.%s", table.name, col.name)
+                conn.execute(text("ALTER TABLE %s ADD COLUMN %s %s" % (
+                    prep.format_table(table), prep.format_column(col),
+                    col.type.compile(dialect=engine.dialect))))
+
+
 def init_db(engine: Engine) -> None:
     """Create the schema and the first-start data (idempotent)."""
     Base.metadata.create_all(engine)
+    _add_missing_columns(engine)
+    ensure_indexes(engine)
     with Session(engine) as db, db.begin():
         default_group(db)
         if get_setting(db, "agent_key") is None:

@@ -1,11 +1,16 @@
 """POST /oauth/access_token?grant_type=client_credentials"""
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Request
 
-from ..auth import check_secret, find_key, issue_token, parse_basic
+from ..auth import (check_blocked, check_network, check_secret, client_host, find_key,
+                    issue_token, key_state, parse_basic)
 from ..common import tx
 from ..errors import BadRequest, RateLimited, Unauthorized
+
+log = logging.getLogger(__name__)
 
 router = APIRouter()
 
@@ -20,14 +25,25 @@ def access_token(request: Request):
         raise Unauthorized("invalid_client")
     if grant != "client_credentials":
         raise BadRequest("unsupported_grant_type")
+    # Failures count against the caller's address, never against the key id it names:
+    # anyone can name a key id, and the key's owner must not be locked out by that.
+    check_blocked(request)
     key_id, secret = creds
-    wait = grid.limiter.hit(key_id)
-    if wait is not None:
-        raise RateLimited(wait)
     with tx(request) as db:
-        key = find_key(db, key_id)
-        if key is None or not check_secret(secret, key.secret_hash):
+        # a key id is 8 hex characters; anything else (too long, NUL) cannot be a key
+        key = find_key(db, key_id) if len(key_id) <= 32 and "\x00" not in key_id else None
+        good = check_secret(secret, key.secret_hash if key is not None else "")
+        state = key_state(key) if key is not None and good else None
+        if state != "active":
+            grid.auth_failures.fail(client_host(request))
+            if state is not None:
+                log.info("token refused: API key %s is %s", key.key_id, state)
             raise Unauthorized("invalid_client")
-        token, scope = issue_token(db, key, grid.config.token_ttl)
+        check_network(request, key)
+        # a token request is an API call of the key (Halo counts it too)
+        wait = grid.limiter.hit(key.key_id)
+        if wait is not None:
+            raise RateLimited(wait)
+        token, scope, ttl = issue_token(db, key, grid.config.token_ttl)
     return {"access_token": token, "token_type": "bearer",
-            "expires_in": grid.config.token_ttl, "scope": scope}
+            "expires_in": ttl, "scope": scope}
