@@ -17,10 +17,11 @@ from .api import agent, events, firewall, groups, oauth, policies, scans, server
 from .common import record_event
 from .config import Config
 from .db import init_db, make_engine, session_factory
+from .deadlines import sweep_deadlines
 from .errors import install_handlers
 from .models import Server, utcnow
 from .notify import Notifier
-from .ratelimit import RateLimiter
+from .ratelimit import FailureCounter, RateLimiter
 
 log = logging.getLogger("halogrid")
 
@@ -35,6 +36,7 @@ class Grid:
         self.Session = session_factory(self.engine)
         self.notifier = Notifier()
         self.limiter = RateLimiter(config.rate_limit, config.rate_window)
+        self.auth_failures = FailureCounter(config.auth_fail_limit, config.rate_window)
         self.started_at = utcnow()
 
     def sweep_missing(self, polling: Set[str]) -> int:
@@ -67,6 +69,10 @@ async def _sweeper(grid: Grid) -> None:
             await run_in_threadpool(grid.sweep_missing, grid.notifier.polling())
         except Exception:  # keep sweeping whatever one round did
             log.exception("missing-server sweep failed")
+        try:
+            await run_in_threadpool(sweep_deadlines, grid.Session, grid.config.command_timeout)
+        except Exception:
+            log.exception("command deadline sweep failed")
 
 
 def create_app(config: Config, engine: Optional[Engine] = None) -> FastAPI:
@@ -85,14 +91,23 @@ def create_app(config: Config, engine: Optional[Engine] = None) -> FastAPI:
             except (asyncio.CancelledError, Exception):
                 pass
 
+    # /openapi.json is the machine-readable contract (API.md is the human one); no docs UI:
+    # its pages would load scripts from a CDN
     app = FastAPI(title="halogrid", version=__version__, lifespan=lifespan,
-                  docs_url=None, redoc_url=None, openapi_url=None)
+                  description="A Halo-compatible API (see API.md in the repository)",
+                  docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     app.state.grid = grid
     install_handlers(app)
-    for mod in (oauth, groups, servers, scans, policies, firewall, events, agent):
-        app.include_router(mod.router)
+    app.include_router(oauth.router)
+    for router in (groups.router, servers.router, scans.router):
+        app.include_router(router)
+    # SDK 1.6.5 uses /v2/policies; /v1/policies is Halo's older, deprecated form
+    app.include_router(policies.router, prefix="/v2/policies")
+    app.include_router(policies.router, prefix="/v1/policies", deprecated=True)
+    for router in firewall.routers + (events.router, agent.router):
+        app.include_router(router)
 
-    @app.get("/healthz")
+    @app.get("/healthz", tags=["grid"])
     def healthz():
         return {"status": "ok", "version": __version__}
 

@@ -1,21 +1,29 @@
-"""Helpers shared by the API routers: bodies, pagination, times, events, urls."""
+"""What the API routers share: dependencies (session, caller, settings), pagination, query
+parameters, times, events."""
 from __future__ import annotations
 
 import datetime as _dt
 import json
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Literal, Optional
 
-from fastapi import Request
-from sqlalchemy import Select, func, select
+from fastapi import Depends, Query, Request
+from fastapi.routing import APIRoute
+from sqlalchemy import Select, false, func, select
 from sqlalchemy.orm import Session
+from typing_extensions import Annotated
 
+from .auth import Principal, api_reader, api_writer
+from .config import Config
 from .errors import BadRequest, invalid
 from .models import Event, Group, Server, utcnow
+from .schemas import QueryText
 
 DEFAULT_PER_PAGE = 10
 MAX_PER_PAGE = 100
+# (page - 1) * per_page must stay a 64-bit OFFSET on every engine
+MAX_PAGE = 2 ** 31 - 1
 
 
 @contextmanager
@@ -30,8 +38,66 @@ def grid(request: Request):
     return request.app.state.grid
 
 
+# -- dependencies of the public API -------------------------------------------------------
+def get_grid(request: Request) -> Any:
+    return request.app.state.grid
+
+
+GridDep = Annotated[Any, Depends(get_grid)]
+
+
+def get_settings(g: GridDep) -> Config:
+    return g.config
+
+
+Settings = Annotated[Config, Depends(get_settings)]
+
+
+def get_db(g: GridDep) -> Iterator[Session]:
+    """One transaction per request: committed when the route returns, rolled back if it
+    raises; what the route asked for with `after_commit` runs once the commit is done."""
+    with g.Session() as db:
+        with db.begin():
+            yield db
+        for fn in db.info.pop("after_commit", []):
+            fn()
+
+
+# scope="function": the commit happens before the response is sent, so a client that got
+# its 201 reads what it wrote, and a failed commit is the answer
+DB = Annotated[Session, Depends(get_db, scope="function")]
+Reader = Annotated[Principal, Depends(api_reader)]
+Writer = Annotated[Principal, Depends(api_writer)]
+
+
+def after_commit(db: Session, fn: Callable[[], None]) -> None:
+    db.info.setdefault("after_commit", []).append(fn)
+
+
+def wake_agents(db: Session, g: Any, server_id: Optional[str] = None) -> None:
+    """Wake long-polling agents once the change is committed (they re-read their state)."""
+    if server_id is None:
+        after_commit(db, g.notifier.notify_all)
+    else:
+        after_commit(db, lambda: g.notifier.notify(server_id))
+
+
+class HaloRoute(APIRoute):
+    """Responses hold the fields the route set, no nulls for fields it left out (Halo omits
+    e.g. `findings` in scan lists and `next` on the last page)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["response_model_exclude_unset"] = True
+        super().__init__(*args, **kwargs)
+
+
+def base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
 async def json_body(request: Request) -> Any:
-    """Dependency: the request's JSON body (400 if it is not JSON)."""
+    """Dependency of the agent protocol (api/agent.py): the request's JSON body (400 if it is
+    not JSON). The public API reads its bodies through the models in schemas.py."""
     raw = await request.body()
     if not raw.strip():
         return None
@@ -47,50 +113,6 @@ async def json_body(request: Request) -> Any:
     if "\x00" in text or "\\u0000" in text:
         raise BadRequest("Request body holds a NUL character")
     return data
-
-
-def top_object(body: Any, key: str) -> Dict[str, Any]:
-    """The body's top object, e.g. `{"group": {...}}` -> `{...}`; 400 without it."""
-    if not isinstance(body, dict) or not isinstance(body.get(key), dict):
-        raise BadRequest("Request body must be a JSON object with a '%s' object" % key)
-    return body[key]
-
-
-# -- field checks -------------------------------------------------------------------------
-def opt_str(obj: Dict[str, Any], field: str, required: bool = False, allow_empty: bool = True
-            ) -> Optional[str]:
-    val = obj.get(field)
-    if val is None:
-        if required:
-            raise invalid(field, val, "required", "%s required" % field.replace("_", " ").capitalize())
-        return None
-    if not isinstance(val, str):
-        raise invalid(field, val, "invalid", "%s must be a string" % field)
-    if required and not val.strip():
-        raise invalid(field, val, "required", "%s required" % field.replace("_", " ").capitalize())
-    if not allow_empty and not val.strip():
-        raise invalid(field, val, "invalid", "%s must not be empty" % field)
-    return val
-
-
-def opt_bool(obj: Dict[str, Any], field: str) -> Optional[bool]:
-    val = obj.get(field)
-    if val is None:
-        return None
-    if isinstance(val, bool):
-        return val
-    if isinstance(val, str) and val.lower() in ("true", "false"):
-        return val.lower() == "true"
-    raise invalid(field, val, "invalid", "%s must be true or false" % field)
-
-
-def opt_str_list(obj: Dict[str, Any], field: str) -> Optional[List[str]]:
-    val = obj.get(field)
-    if val is None:
-        return None
-    if not isinstance(val, list) or not all(isinstance(x, str) for x in val):
-        raise invalid(field, val, "invalid", "%s must be a list of ids" % field)
-    return list(dict.fromkeys(val))
 
 
 def csv_param(value: Optional[str]) -> List[str]:
@@ -115,44 +137,39 @@ def parse_time(value: Optional[str], field: str) -> Optional[_dt.datetime]:
         text = text[:-1] + "+00:00"
     try:
         dt = _dt.datetime.fromisoformat(text)
-    except ValueError:
+        if dt.tzinfo is not None:
+            dt = dt.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 shifted out of range
         raise invalid(field, value, "invalid", "%s must be an ISO 8601 date or time" % field)
-    if dt.tzinfo is not None:
-        dt = dt.astimezone(_dt.timezone.utc).replace(tzinfo=None)
     return dt
 
 
-# -- urls and pagination ------------------------------------------------------------------
-def base_url(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+# -- pagination ---------------------------------------------------------------------------
+class PageParams:
+    def __init__(self, page: int, per_page: int) -> None:
+        self.page, self.per_page = page, min(per_page, MAX_PER_PAGE)
 
 
-def _page_params(request: Request):
-    def num(name: str, default: int) -> int:
-        raw = request.query_params.get(name)
-        if raw is None or raw == "":
-            return default
-        try:
-            val = int(raw)
-        except ValueError:
-            raise invalid(name, raw, "invalid", "%s must be a positive integer" % name)
-        if val < 1:
-            raise invalid(name, raw, "invalid", "%s must be a positive integer" % name)
-        return val
+def page_params(
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page number, from 1")] = 1,
+    per_page: Annotated[int, Query(ge=1, le=MAX_PAGE,
+                                   description="Objects per page; more than 100 means 100")
+                        ] = DEFAULT_PER_PAGE,
+) -> PageParams:
+    return PageParams(page, per_page)
 
-    page = num("page", 1)
-    per_page = min(num("per_page", DEFAULT_PER_PAGE), MAX_PER_PAGE)
-    return page, per_page
+
+Paging = Annotated[PageParams, Depends(page_params)]
 
 
 def paginate(request: Request, db: Session, stmt: Select, key: str,
-             render: Callable[[Any], Dict[str, Any]]) -> Dict[str, Any]:
+             render: Callable[[Any], Dict[str, Any]], paging: PageParams) -> Dict[str, Any]:
     """Run `stmt` one page at a time: `{key: [...], "count": N, "pagination": {...}}`.
 
     `page` starts at 1, `per_page` defaults to 10 and is capped at 100 (like Halo);
     `pagination.next` / `previous` are absolute URLs, `next` is absent on the last page.
     """
-    page, per_page = _page_params(request)
+    page, per_page = paging.page, paging.per_page
     total = db.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
     rows = db.scalars(stmt.offset((page - 1) * per_page).limit(per_page)).all()
     pagination: Dict[str, str] = {}
@@ -163,6 +180,78 @@ def paginate(request: Request, db: Session, stmt: Select, key: str,
         pagination["previous"] = str(request.url.include_query_params(page=page - 1,
                                                                        per_page=per_page))
     return {key: [render(r) for r in rows], "count": total, "pagination": pagination}
+
+
+# -- shared query parameters --------------------------------------------------------------
+SortBy = Annotated[Literal["created_at", "created_at.asc", "created_at.desc"],
+                   Query(description="Oldest first (default) or newest first")]
+
+
+def sort_order(sort_by: str, column, id_column):
+    if sort_by.endswith(".desc"):
+        return (column.desc(), id_column.desc())
+    return (column.asc(), id_column.asc())
+
+
+def _q(description: str):
+    return Query(max_length=4096, description=description)
+
+
+CsvQuery = Optional[QueryText]
+
+SERVER_STATES = ("active", "missing", "deactivated")
+# accepted in `state` filters: the SDK's migrate_servers asks for "...,retired" too
+STATE_ALIASES = {"retired": "deactivated"}
+# Halo module names -> the module the grid stores; None: known to Halo, not run by this grid
+SCAN_MODULES = {"sca": "sca", "csm": "sca", "svm": None, "sva": None, "fim": None,
+                "sam": None, "sv": None}
+RESULT_MODULES = {"sca": "sca", "csm": "sca", "svm": "svm", "sva": "svm", "fim": "fim",
+                  "sam": "sam"}
+
+
+class ServerFilters:
+    """The filters of `GET /v1/servers` and of a group's server list (`group_id` is the
+    route's: a query parameter of one, the path of the other)."""
+
+    def __init__(
+        self,
+        state: Annotated[CsvQuery, _q("Comma list of active, missing, deactivated "
+                                      "(default active)")] = None,
+        platform: Annotated[CsvQuery, _q("Comma list")] = None,
+        hostname: Annotated[CsvQuery, _q("Comma list")] = None,
+        server_label: Annotated[CsvQuery, _q("Comma list")] = None,
+        connecting_ip_address: Annotated[CsvQuery, _q("Comma list")] = None,
+        primary_ip_address: Annotated[CsvQuery, _q("Comma list")] = None,
+        cve: Annotated[CsvQuery, _q("No server has one: this grid runs no "
+                                    "vulnerability scans")] = None,
+        kb: Annotated[CsvQuery, _q("As cve")] = None,
+    ) -> None:
+        states = [STATE_ALIASES.get(st, st) for st in csv_param(state)] or ["active"]
+        for st in states:
+            if st not in SERVER_STATES:
+                raise invalid("state", state, "invalid",
+                              "state must be a comma list of %s" % ", ".join(SERVER_STATES))
+        self.states = states
+        self.columns = {"platform": csv_param(platform), "hostname": csv_param(hostname),
+                        "server_label": csv_param(server_label),
+                        "connecting_ip_address": csv_param(connecting_ip_address),
+                        "primary_ip_address": csv_param(primary_ip_address)}
+        self.none = bool(cve or kb)
+
+    def query(self, group_ids: List[str]) -> Select:
+        stmt = select(Server).where(Server.state.in_(self.states))
+        if group_ids:
+            stmt = stmt.where(Server.group_id.in_(group_ids))
+        for field, vals in self.columns.items():
+            if vals:
+                stmt = stmt.where(getattr(Server, field).in_(vals))
+        if self.none:
+            # this grid runs no vulnerability scans: no server is known to have a CVE / miss a KB
+            stmt = stmt.where(false())
+        return stmt.order_by(Server.created_at, Server.id)
+
+
+Servers = Annotated[ServerFilters, Depends()]
 
 
 # -- events -------------------------------------------------------------------------------

@@ -7,11 +7,13 @@ Bodies follow the contract: 404 `{"resource","field","value"}`, 422 `{"message":
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Dict, List, Optional
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("halogrid")
@@ -90,33 +92,117 @@ class RateLimited(HaloError):
                          headers={"Retry-After": str(retry_after)})
 
 
+# pydantic error types that mean "this body is not the object the API expects" (400) when
+# they concern the body itself or its top object, not one of its fields (422)
+_NOT_UNDERSTOOD = {"json_invalid", "missing", "model_type", "model_attributes_type",
+                   "dict_type", "json_type"}
+# pydantic error types -> Halo error codes (anything else is "invalid")
+_CODES = {"missing": "required", "required": "required", "string_too_short": "required",
+          "string_too_long": "too_long",
+          "too_long": "too_long", "taken": "taken"}
+# parts of an error location that name a type of a union, not a field
+_TYPE_TAGS = {"str", "int", "bool", "float", "list", "dict", "none", "constrained-str",
+              "lax-or-strict", "is-instance", "literal"}
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """A value as JSON can carry it back: bounded, valid Unicode, no objects."""
+    if isinstance(value, str):
+        value = value.encode("utf-8", "replace").decode("utf-8")
+        return value if len(value) <= 256 else value[:256] + "..."
+    if value is None or isinstance(value, (bool, int, float)):
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2 ** 63:
+            return str(value)[:64]
+        return value
+    if depth > 3:
+        return "..."
+    if isinstance(value, dict):
+        return {str(_plain(k, depth + 1)): _plain(v, depth + 1)
+                for k, v in list(value.items())[:20]}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, depth + 1) for v in list(value)[:20]]
+    return _plain(repr(value), depth + 1)
+
+
+def _field(loc: Any) -> str:
+    parts = [p for p in loc if isinstance(p, int) or
+             (isinstance(p, str) and p not in _TYPE_TAGS and p.replace("_", "").isalnum()
+              and not p[:1].isupper())]
+    out = ""
+    for p in parts:
+        out += "[%d]" % p if isinstance(p, int) else ("." + p if out else p)
+    return out
+
+
+def _envelope_key(request: Request) -> Optional[str]:
+    """The key of the route's body object (`group` of `{"group": {...}}`), if it has one."""
+    route = request.scope.get("route")
+    field = getattr(route, "body_field", None)
+    model = getattr(getattr(field, "field_info", None), "annotation", None) or \
+        getattr(field, "type_", None)
+    keys = list(getattr(model, "model_fields", {}) or {})
+    return keys[0] if len(keys) == 1 else None
+
+
+def validation_response(request: Request, exc: RequestValidationError) -> HaloError:
+    """FastAPI's validation errors in Halo's shapes: 400 for a body the API cannot read as
+    its object, else 422 `Validation Failed` with one {field, value, code, details} each."""
+    key = _envelope_key(request)
+    errors = []
+    for err in exc.errors():
+        loc = tuple(err.get("loc", ()))
+        kind = err.get("type", "")
+        if loc[:1] == ("body",):
+            if kind == "json_invalid":
+                ctx = err.get("ctx") or {}
+                return BadRequest("Malformed JSON in request body: %s" % ctx.get("error", kind))
+            if len(loc) <= 2 and kind in _NOT_UNDERSTOOD:
+                return BadRequest("Request body must be a JSON object with a '%s' object"
+                                  % (key or "resource"))
+            field = _field(loc[2:]) or (loc[1] if len(loc) > 1 else "body")
+            value = err.get("input")
+        else:
+            field = _field(loc[1:]) or str(loc[-1] if loc else "parameter")
+            value = err.get("input")
+        details = err.get("msg", "invalid")
+        if details.startswith("Value error, "):
+            details = details[len("Value error, "):]
+        last = str(field).rsplit(".", 1)[-1]
+        if last.lower() not in details.lower():
+            details = "%s: %s" % (field, details)
+        errors.append({"field": str(field), "value": _plain(value),
+                       "code": _CODES.get(kind, "invalid"), "details": details})
+    return ValidationFailed(errors)
+
+
+def conflict_response(exc: IntegrityError) -> HaloError:
+    """A unique constraint hit by a concurrent write: the same 422 as the route's own check."""
+    text = str(getattr(exc, "orig", exc))
+    m = re.search(r"Key \((\w+)\)=\((.*)\) already exists", text) or \
+        re.search(r"UNIQUE constraint failed: \w+\.(\w+)()", text)
+    field = m.group(1) if m else "id"
+    value = m.group(2) if m and m.group(2) else None
+    return ValidationFailed([{"field": field, "value": value, "code": "taken",
+                              "details": "%s has already been taken" % field.capitalize()}])
+
+
 def install_handlers(app: FastAPI) -> None:
-    @app.exception_handler(HaloError)
-    async def _halo(_request: Request, exc: HaloError):
-        return JSONResponse(exc.body, status_code=exc.status_code, headers=exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError):
-        errors = []
-        for err in exc.errors():
-            loc = [str(x) for x in err.get("loc", ()) if x not in ("body", "query", "path")]
-            errors.append({"field": ".".join(loc) or "body", "value": err.get("input"),
-                           "code": "invalid", "details": err.get("msg", "invalid")})
-        body = {"message": "Validation Failed", "errors": errors}
-        try:
-            return JSONResponse(body, status_code=422)
-        except (TypeError, ValueError):
-            for e in errors:
-                e["value"] = repr(e["value"])
-            return JSONResponse(body, status_code=422)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException):
-        text = exc.detail if isinstance(exc.detail, str) else "HTTP %d" % exc.status_code
-        return JSONResponse({"error": text}, status_code=exc.status_code,
-                            headers=getattr(exc, "headers", None))
+    """The one place errors become responses (every body is one of the contract's shapes)."""
 
     @app.exception_handler(Exception)
-    async def _internal(_request: Request, exc: Exception):
+    async def _any(request: Request, exc: Exception):
+        if isinstance(exc, RequestValidationError):
+            exc = validation_response(request, exc)
+        elif isinstance(exc, IntegrityError):
+            exc = conflict_response(exc)
+        elif isinstance(exc, StarletteHTTPException):
+            text = exc.detail if isinstance(exc.detail, str) else "HTTP %d" % exc.status_code
+            exc = HaloError({"error": text}, exc.status_code, getattr(exc, "headers", None))
+        if isinstance(exc, HaloError):
+            return JSONResponse(exc.body, status_code=exc.status_code, headers=exc.headers)
         log.exception("internal error: %s", exc)
         return JSONResponse({"code": 500, "message": "Internal Server Error"}, status_code=500)
+
+    # Starlette looks handlers up by class: route these to the one above
+    for cls in (HaloError, RequestValidationError, IntegrityError, StarletteHTTPException):
+        app.add_exception_handler(cls, _any)

@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import uuid
 from typing import Any, Optional
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, String, Text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -24,6 +27,19 @@ class Base(DeclarativeBase):
     pass
 
 
+def ensure_indexes(engine: Engine) -> None:
+    """Create indexes added after a table was (create_all skips existing tables): the unique
+    group tag of older databases. Duplicates already stored keep it from being created; the
+    grid then warns and still refuses new duplicates through the API."""
+    for table in Base.metadata.sorted_tables:
+        for index in table.indexes:
+            try:
+                index.create(engine, checkfirst=True)
+            except SQLAlchemyError as exc:
+                logging.getLogger("halogrid").warning("cannot create index %s: %s",
+                                                      index.name, exc)
+
+
 class Setting(Base):
     __tablename__ = "settings"
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -37,6 +53,11 @@ class ApiKey(Base):
     read_only: Mapped[bool] = mapped_column(Boolean, default=False)
     name: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
     created_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # None: never expires / not revoked. A revoked or expired key's tokens stop working too.
+    expires_at: Mapped[Optional[_dt.datetime]] = mapped_column(DateTime, nullable=True)
+    revoked_at: Mapped[Optional[_dt.datetime]] = mapped_column(DateTime, nullable=True)
+    # client networks (CIDR strings) the key may be used from; None or [] = anywhere
+    allow_from: Mapped[Optional[list]] = mapped_column(JSON, nullable=True)
 
 
 class Token(Base):
@@ -53,6 +74,7 @@ class Group(Base):
     name: Mapped[str] = mapped_column(String(255), unique=True)
     description: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
     parent_id: Mapped[Optional[str]] = mapped_column(String(32), nullable=True, index=True)
+    # unique: a daemon's --tag picks exactly one group (several NULLs are allowed)
     tag: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
     policy_ids: Mapped[list] = mapped_column(JSON, default=list)
     fim_policy_ids: Mapped[list] = mapped_column(JSON, default=list)
@@ -61,6 +83,8 @@ class Group(Base):
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    __table_args__ = (Index("uq_groups_tag", "tag", unique=True),)
 
 
 class Server(Base):

@@ -1,422 +1,390 @@
 """/v1/firewall_policies (+ firewall_rules), /v1/firewall_zones, /v1/firewall_services."""
-from __future__ import annotations
+# no `from __future__ import annotations`: _crud_router's routes are annotated with the
+# models it is given, which FastAPI must see as classes, not as names to look up
 
-import ipaddress
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Type
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Path, Request, Response
+from pydantic import BaseModel
+from typing_extensions import Annotated
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..auth import Principal, api_reader, api_writer
-from ..common import (base_url, json_body, opt_bool, opt_str, paginate, record_event,
-                      top_object, tx)
+from ..common import (DB, GridDep, HaloRoute, Paging, Reader, Writer, base_url, paginate,
+                      record_event, wake_agents)
 from ..errors import NotFound, ValidationFailed, invalid
 from ..models import (FirewallPolicy, FirewallRule, FirewallService, FirewallZone, Group,
                       utcnow)
+from ..schemas import (ERROR_RESPONSES, FirewallPolicyBody, FirewallPolicyCreateBody,
+                       FirewallPolicyIn, FirewallPolicyList, FirewallPolicyResponse,
+                       FirewallRuleBody, FirewallRuleIn, FirewallRuleList, FirewallRuleResponse,
+                       FirewallServiceBody, FirewallServiceCreateBody, FirewallServiceList,
+                       FirewallServiceResponse, FirewallZoneBody, FirewallZoneCreateBody,
+                       FirewallZoneList, FirewallZoneResponse, InterfaceRef)
 from ..serialize import fw_policy_dict, fw_rule_dict, fw_service_dict, fw_zone_dict
-from .util import get_or_404
-
-router = APIRouter()
-
-CHAINS = ("INPUT", "OUTPUT")
-ACTIONS = ("ACCEPT", "DROP", "REJECT")
-SOURCE_TYPES = ("Group", "FirewallZone", "User", "UserGroup")
-PROTOCOLS = ("TCP", "UDP", "ICMP")
+from .util import get_by_id, get_or_404
 
 
-def _changed(request: Request) -> None:
-    request.app.state.grid.notifier.notify_all()
-
-
-def _unique_name(db: Session, model, name: str, current=None) -> None:
+def _unique_name(db: Session, model: Any, name: Optional[str], current: Any = None) -> None:
+    if name is None:
+        if current is None:
+            raise invalid("name", None, "required", "Name required")
+        return
     dup = db.scalar(select(model).where(model.name == name))
     if dup is not None and (current is None or dup.id != current.id):
         raise invalid("name", name, "taken", "Name has already been taken")
 
 
-# -- policies -----------------------------------------------------------------------------
-@router.get("/v1/firewall_policies")
-def list_fw_policies(request: Request, _p: Principal = Depends(api_reader)):
-    base = base_url(request)
-    with tx(request) as db:
-        stmt = select(FirewallPolicy).order_by(FirewallPolicy.created_at, FirewallPolicy.id)
-        return paginate(request, db, stmt, "firewall_policies",
-                        lambda fp: fw_policy_dict(db, fp, base, with_rules=False))
-
-
-def _fw_policy_fields(db: Session, obj: Dict[str, Any], current: Optional[FirewallPolicy]):
-    out: Dict[str, Any] = {}
-    if "name" in obj or current is None:
-        name = opt_str(obj, "name", required=True)
-        _unique_name(db, FirewallPolicy, name, current)
-        out["name"] = name
-    if "description" in obj:
-        out["description"] = opt_str(obj, "description")
-    if "platform" in obj:
-        plat = opt_str(obj, "platform") or "linux"
-        if plat not in ("linux", "windows"):
-            raise invalid("platform", plat, "invalid", "platform must be linux or windows")
-        out["platform"] = plat
-    for flag in ("shared", "ignore_forwarding_rules"):
-        val = opt_bool(obj, flag)
-        if val is not None:
-            out[flag] = val
-    return out
-
-
-@router.post("/v1/firewall_policies", status_code=201)
-def create_fw_policy(request: Request, p: Principal = Depends(api_writer),
-                     body: Any = Depends(json_body)):
-    obj = top_object(body, "firewall_policy")
-    with tx(request) as db:
-        fp = FirewallPolicy(**_fw_policy_fields(db, obj, None))
-        db.add(fp)
+def _flush(db: Session, name: Optional[str]) -> None:
+    try:
         db.flush()
-        rules = obj.get("firewall_rules") or []
-        if not isinstance(rules, list):
-            raise invalid("firewall_rules", None, "invalid", "firewall_rules must be a list")
-        for robj in rules:
-            if not isinstance(robj, dict):
-                raise invalid("firewall_rules", robj, "invalid", "each rule must be an object")
-            rule = FirewallRule(policy_id=fp.id, **_rule_fields(db, robj, None))
-            db.add(rule)
-            db.flush()
-            _place(db, fp.id, rule, robj.get("position"))
-        record_event(db, "firewall_policy_created", "Firewall policy created",
-                     "Firewall policy %s was created" % fp.name, actor=p.key_id,
-                     object_id=fp.id)
-        out = {"firewall_policy": fw_policy_dict(db, fp, base_url(request))}
+    except IntegrityError:  # a concurrent request took the name first
+        raise invalid("name", name, "taken", "Name has already been taken")
+
+
+# -- policies -----------------------------------------------------------------------------
+policies = APIRouter(prefix="/v1/firewall_policies", tags=["firewall policies"],
+                     route_class=HaloRoute, responses=ERROR_RESPONSES)
+
+
+def _fw_policy_fields(db: Session, obj: FirewallPolicyIn, current: Optional[FirewallPolicy]
+                      ) -> Dict[str, Any]:
+    given = obj.model_dump(exclude_unset=True, exclude={"firewall_rules"})
+    out: Dict[str, Any] = {}
+    if "name" in given or current is None:
+        _unique_name(db, FirewallPolicy, given.get("name"), current)
+        out["name"] = given["name"]
+    if "description" in given:
+        out["description"] = given["description"]
+    if "platform" in given:
+        out["platform"] = given["platform"] or "linux"
+    for flag in ("shared", "ignore_forwarding_rules"):
+        if given.get(flag) is not None:
+            out[flag] = given[flag]
     return out
 
 
-@router.get("/v1/firewall_policies/{policy_id}")
-def get_fw_policy(policy_id: str, request: Request, _p: Principal = Depends(api_reader)):
-    with tx(request) as db:
-        fp = get_or_404(db, FirewallPolicy, policy_id, "firewall_policy")
-        return {"firewall_policy": fw_policy_dict(db, fp, base_url(request))}
+@policies.get("", response_model=FirewallPolicyList)
+def list_fw_policies(request: Request, _p: Reader, db: DB, paging: Paging):
+    base = base_url(request)
+    stmt = select(FirewallPolicy).order_by(FirewallPolicy.created_at, FirewallPolicy.id)
+    return paginate(request, db, stmt, "firewall_policies",
+                    lambda fp: fw_policy_dict(db, fp, base, with_rules=False), paging)
 
 
-@router.put("/v1/firewall_policies/{policy_id}", status_code=204)
-def update_fw_policy(policy_id: str, request: Request, p: Principal = Depends(api_writer),
-                     body: Any = Depends(json_body)):
-    with tx(request) as db:
-        fp = get_or_404(db, FirewallPolicy, policy_id, "firewall_policy")
-        obj = top_object(body, "firewall_policy")
-        for k, v in _fw_policy_fields(db, obj, fp).items():
-            setattr(fp, k, v)
-        fp.updated_at = utcnow()
-        record_event(db, "firewall_policy_modified", "Firewall policy modified",
-                     "Firewall policy %s was modified" % fp.name, actor=p.key_id,
-                     object_id=fp.id)
-    _changed(request)
+@policies.post("", status_code=201, response_model=FirewallPolicyResponse)
+def create_fw_policy(body: FirewallPolicyCreateBody, request: Request, p: Writer, db: DB):
+    obj = body.firewall_policy
+    fp = FirewallPolicy(**_fw_policy_fields(db, obj, None))
+    db.add(fp)
+    _flush(db, fp.name)
+    for i, robj in enumerate(obj.firewall_rules or []):
+        try:
+            fields = _rule_fields(db, robj, None)
+        except ValidationFailed as exc:
+            for err in exc.body["errors"]:
+                err["field"] = "firewall_rules[%d].%s" % (i, err["field"])
+            raise
+        rule = FirewallRule(policy_id=fp.id, **fields)
+        db.add(rule)
+        db.flush()
+        _place(db, fp.id, rule, robj.position)
+    record_event(db, "firewall_policy_created", "Firewall policy created",
+                 "Firewall policy %s was created" % fp.name, actor=p.key_id, object_id=fp.id)
+    return {"firewall_policy": fw_policy_dict(db, fp, base_url(request))}
+
+
+@policies.get("/{policy_id}", response_model=FirewallPolicyResponse)
+def get_fw_policy(policy_id: str, request: Request, _p: Reader, db: DB):
+    fp = get_or_404(db, FirewallPolicy, policy_id, "firewall_policy")
+    return {"firewall_policy": fw_policy_dict(db, fp, base_url(request))}
+
+
+@policies.put("/{policy_id}", status_code=204, response_class=Response)
+def update_fw_policy(policy_id: str, body: FirewallPolicyBody, p: Writer, db: DB,
+                     grid: GridDep):
+    fp = get_or_404(db, FirewallPolicy, policy_id, "firewall_policy")
+    for k, v in _fw_policy_fields(db, body.firewall_policy, fp).items():
+        setattr(fp, k, v)
+    fp.updated_at = utcnow()
+    _flush(db, fp.name)
+    record_event(db, "firewall_policy_modified", "Firewall policy modified",
+                 "Firewall policy %s was modified" % fp.name, actor=p.key_id, object_id=fp.id)
+    wake_agents(db, grid)
     return Response(status_code=204)
 
 
-@router.delete("/v1/firewall_policies/{policy_id}", status_code=204)
-def delete_fw_policy(policy_id: str, request: Request, p: Principal = Depends(api_writer)):
-    with tx(request) as db:
-        fp = get_or_404(db, FirewallPolicy, policy_id, "firewall_policy")
-        users = db.scalars(select(Group.name).where(
-            (Group.linux_firewall_policy_id == fp.id)
-            | (Group.windows_firewall_policy_id == fp.id))).all()
-        if users:
-            raise invalid("id", fp.id, "in_use", "Firewall policy %s is used by group(s) %s"
-                          % (fp.name, ", ".join(sorted(users))))
-        for rule in db.scalars(select(FirewallRule).where(FirewallRule.policy_id == fp.id)):
-            db.delete(rule)
-        record_event(db, "firewall_policy_deleted", "Firewall policy deleted",
-                     "Firewall policy %s was deleted" % fp.name, actor=p.key_id,
-                     object_id=fp.id)
-        db.delete(fp)
-    _changed(request)
+@policies.delete("/{policy_id}", status_code=204, response_class=Response)
+def delete_fw_policy(policy_id: str, p: Writer, db: DB, grid: GridDep):
+    fp = get_or_404(db, FirewallPolicy, policy_id, "firewall_policy")
+    users = db.scalars(select(Group.name).where(
+        (Group.linux_firewall_policy_id == fp.id)
+        | (Group.windows_firewall_policy_id == fp.id))).all()
+    if users:
+        raise invalid("id", fp.id, "in_use", "Firewall policy %s is used by group(s) %s"
+                      % (fp.name, ", ".join(sorted(users))))
+    for rule in db.scalars(select(FirewallRule).where(FirewallRule.policy_id == fp.id)):
+        db.delete(rule)
+    record_event(db, "firewall_policy_deleted", "Firewall policy deleted",
+                 "Firewall policy %s was deleted" % fp.name, actor=p.key_id, object_id=fp.id)
+    db.delete(fp)
+    wake_agents(db, grid)
     return Response(status_code=204)
 
 
 # -- rules --------------------------------------------------------------------------------
-def _ref_id(val: Any, field: str) -> Optional[str]:
-    if val is None:
-        return None
-    if isinstance(val, str):
-        return val or None
-    if isinstance(val, dict):
-        rid = val.get("id")
-        if rid is None or isinstance(rid, str):
-            return rid
-    raise invalid(field, val, "invalid", "%s must be an id or an object with an id" % field)
-
-
-def _rule_fields(db: Session, obj: Dict[str, Any], current: Optional[FirewallRule]):
+def _rule_fields(db: Session, obj: FirewallRuleIn, current: Optional[FirewallRule]
+                 ) -> Dict[str, Any]:
+    """Model fields -> columns, with the references checked (shapes the model checked)."""
+    given = obj.model_fields_set
     out: Dict[str, Any] = {}
     errors = []
-    if "chain" in obj or current is None:
-        chain = (opt_str(obj, "chain") or "INPUT").upper()
-        if chain not in CHAINS:
-            errors.append({"field": "chain", "value": obj.get("chain"), "code": "invalid",
-                           "details": "chain must be INPUT or OUTPUT"})
-        out["chain"] = chain
-    if "action" in obj or current is None:
-        action = (opt_str(obj, "action") or "ACCEPT").upper()
-        if action not in ACTIONS:
-            errors.append({"field": "action", "value": obj.get("action"), "code": "invalid",
-                           "details": "action must be ACCEPT, DROP or REJECT"})
-        out["action"] = action
+    if "chain" in given or current is None:
+        out["chain"] = obj.chain or "INPUT"
+    if "action" in given or current is None:
+        out["action"] = obj.action or "ACCEPT"
     for flag in ("active", "log"):
-        val = opt_bool(obj, flag)
-        if val is not None:
-            out[flag] = val
+        if getattr(obj, flag) is not None:
+            out[flag] = getattr(obj, flag)
     for field in ("connection_states", "log_prefix", "comment"):
-        if field in obj:
-            out[field] = opt_str(obj, field)
-    if "firewall_interface" in obj:
-        out["interface_id"] = _ref_id(obj.get("firewall_interface"), "firewall_interface")
-    if "firewall_source" in obj:
-        src = obj.get("firewall_source")
-        sid = _ref_id(src, "firewall_source")
-        stype = src.get("type") if isinstance(src, dict) else None
-        if sid is None:
+        if field in given:
+            out[field] = getattr(obj, field)
+    if "firewall_interface" in given:
+        iface = obj.firewall_interface
+        out["interface_id"] = iface.id if isinstance(iface, InterfaceRef) else iface
+    if "firewall_source" in given:
+        src = obj.firewall_source
+        sid, stype = (src, None) if isinstance(src, str) else (
+            (src.id, src.type) if src is not None else (None, None))
+        if not sid:
             out["source_type"], out["source_id"] = None, None
         else:
             if stype is None:
-                stype = "Group" if db.get(Group, sid) is not None else (
-                    "FirewallZone" if db.get(FirewallZone, sid) is not None else None)
-            if stype not in SOURCE_TYPES:
+                stype = "Group" if get_by_id(db, Group, sid) is not None else (
+                    "FirewallZone" if get_by_id(db, FirewallZone, sid) is not None else None)
+            if stype is None:
                 errors.append({"field": "firewall_source", "value": sid, "code": "invalid",
                                "details": "No group or firewall zone with id %s" % sid})
-            elif stype == "Group" and db.get(Group, sid) is None:
+            elif stype == "Group" and get_by_id(db, Group, sid) is None:
                 errors.append({"field": "firewall_source", "value": sid, "code": "invalid",
                                "details": "No group with id %s" % sid})
-            elif stype == "FirewallZone" and db.get(FirewallZone, sid) is None:
+            elif stype == "FirewallZone" and get_by_id(db, FirewallZone, sid) is None:
                 errors.append({"field": "firewall_source", "value": sid, "code": "invalid",
                                "details": "No firewall zone with id %s" % sid})
             out["source_type"], out["source_id"] = stype, sid
-    if "firewall_service" in obj:
-        svc = obj.get("firewall_service")
+    if "firewall_service" in given:
+        svc = obj.firewall_service
         out.update(service_id=None, service_port=None, service_protocol=None)
-        if isinstance(svc, dict) and not svc.get("id") and (svc.get("port") or
-                                                             svc.get("protocol")):
-            proto = str(svc.get("protocol") or "TCP").upper()
-            if proto not in PROTOCOLS:
-                errors.append({"field": "firewall_service.protocol", "value": proto,
-                               "code": "invalid", "details": "protocol must be TCP, UDP or ICMP"})
-            out["service_port"] = None if svc.get("port") is None else str(svc.get("port"))
-            out["service_protocol"] = proto
+        if svc is not None and not isinstance(svc, str) and not svc.id and (
+                svc.port or svc.protocol):
+            # an inline service: {port, protocol}
+            out["service_port"] = svc.port
+            out["service_protocol"] = svc.protocol or "TCP"
         else:
-            svc_id = _ref_id(svc, "firewall_service")
-            if svc_id is not None and db.get(FirewallService, svc_id) is None:
+            svc_id = svc if isinstance(svc, str) else (svc.id if svc is not None else None)
+            if svc_id is not None and get_by_id(db, FirewallService, svc_id) is None:
                 errors.append({"field": "firewall_service", "value": svc_id, "code": "invalid",
                                "details": "No firewall service with id %s" % svc_id})
             out["service_id"] = svc_id
-    if "position" in obj and obj["position"] is not None:
-        pos = obj["position"]
-        if isinstance(pos, bool) or not isinstance(pos, int) or pos < 1:
-            errors.append({"field": "position", "value": pos, "code": "invalid",
-                           "details": "position must be a positive integer"})
     if errors:
         raise ValidationFailed(errors)
     return out
 
 
-def _place(db: Session, policy_id: str, rule: FirewallRule, position: Any) -> None:
+def _place(db: Session, policy_id: str, rule: FirewallRule, position: Optional[int]) -> None:
     others = [r for r in db.scalars(select(FirewallRule).where(
         FirewallRule.policy_id == policy_id).order_by(FirewallRule.position,
                                                       FirewallRule.created_at)).all()
               if r.id != rule.id]
-    if isinstance(position, int) and not isinstance(position, bool) and position >= 1:
-        idx = min(position - 1, len(others))
-    else:
-        idx = len(others)
+    idx = min(position - 1, len(others)) if position else len(others)
     others.insert(idx, rule)
     for i, r in enumerate(others, start=1):
         r.position = i
 
 
 def _rule_or_404(db: Session, policy_id: str, rule_id: str) -> FirewallRule:
-    rule = db.get(FirewallRule, rule_id)
+    rule = get_by_id(db, FirewallRule, rule_id)
     if rule is None or rule.policy_id != policy_id:
         raise NotFound("firewall_rule", rule_id)
     return rule
 
 
-@router.get("/v1/firewall_policies/{policy_id}/firewall_rules")
-def list_rules(policy_id: str, request: Request, _p: Principal = Depends(api_reader)):
+@policies.get("/{policy_id}/firewall_rules", response_model=FirewallRuleList)
+def list_rules(policy_id: str, request: Request, _p: Reader, db: DB, paging: Paging):
     base = base_url(request)
-    with tx(request) as db:
-        get_or_404(db, FirewallPolicy, policy_id, "firewall_policy")
-        stmt = select(FirewallRule).where(FirewallRule.policy_id == policy_id).order_by(
-            FirewallRule.position, FirewallRule.created_at)
-        return paginate(request, db, stmt, "firewall_rules", lambda r: fw_rule_dict(db, r, base))
+    get_or_404(db, FirewallPolicy, policy_id, "firewall_policy")
+    stmt = select(FirewallRule).where(FirewallRule.policy_id == policy_id).order_by(
+        FirewallRule.position, FirewallRule.created_at)
+    return paginate(request, db, stmt, "firewall_rules", lambda r: fw_rule_dict(db, r, base),
+                    paging)
 
 
-@router.post("/v1/firewall_policies/{policy_id}/firewall_rules", status_code=201)
-def create_rule(policy_id: str, request: Request, p: Principal = Depends(api_writer),
-                body: Any = Depends(json_body)):
-    with tx(request) as db:
-        fp = get_or_404(db, FirewallPolicy, policy_id, "firewall_policy")
-        obj = top_object(body, "firewall_rule")
-        rule = FirewallRule(policy_id=fp.id, **_rule_fields(db, obj, None))
-        db.add(rule)
-        db.flush()
-        _place(db, fp.id, rule, obj.get("position"))
-        fp.updated_at = utcnow()
-        record_event(db, "firewall_rule_created", "Firewall rule created",
-                     "A rule was added to firewall policy %s" % fp.name, actor=p.key_id,
-                     object_id=rule.id)
-        db.flush()
-        out = {"firewall_rule": fw_rule_dict(db, rule, base_url(request))}
-    _changed(request)
-    return out
+@policies.post("/{policy_id}/firewall_rules", status_code=201,
+               response_model=FirewallRuleResponse)
+def create_rule(policy_id: str, body: FirewallRuleBody, request: Request, p: Writer, db: DB,
+                grid: GridDep):
+    fp = get_or_404(db, FirewallPolicy, policy_id, "firewall_policy")
+    obj = body.firewall_rule
+    rule = FirewallRule(policy_id=fp.id, **_rule_fields(db, obj, None))
+    db.add(rule)
+    db.flush()
+    _place(db, fp.id, rule, obj.position)
+    fp.updated_at = utcnow()
+    record_event(db, "firewall_rule_created", "Firewall rule created",
+                 "A rule was added to firewall policy %s" % fp.name, actor=p.key_id,
+                 object_id=rule.id)
+    db.flush()
+    wake_agents(db, grid)
+    return {"firewall_rule": fw_rule_dict(db, rule, base_url(request))}
 
 
-@router.get("/v1/firewall_policies/{policy_id}/firewall_rules/{rule_id}")
-def get_rule(policy_id: str, rule_id: str, request: Request,
-             _p: Principal = Depends(api_reader)):
-    with tx(request) as db:
-        get_or_404(db, FirewallPolicy, policy_id, "firewall_policy")
-        return {"firewall_rule": fw_rule_dict(db, _rule_or_404(db, policy_id, rule_id),
-                                              base_url(request))}
+@policies.get("/{policy_id}/firewall_rules/{rule_id}", response_model=FirewallRuleResponse)
+def get_rule(policy_id: str, rule_id: str, request: Request, _p: Reader, db: DB):
+    get_or_404(db, FirewallPolicy, policy_id, "firewall_policy")
+    return {"firewall_rule": fw_rule_dict(db, _rule_or_404(db, policy_id, rule_id),
+                                          base_url(request))}
 
 
-@router.put("/v1/firewall_policies/{policy_id}/firewall_rules/{rule_id}", status_code=204)
-def update_rule(policy_id: str, rule_id: str, request: Request,
-                p: Principal = Depends(api_writer), body: Any = Depends(json_body)):
-    with tx(request) as db:
-        fp = get_or_404(db, FirewallPolicy, policy_id, "firewall_policy")
-        rule = _rule_or_404(db, policy_id, rule_id)
-        obj = top_object(body, "firewall_rule")
-        for k, v in _rule_fields(db, obj, rule).items():
-            setattr(rule, k, v)
-        rule.updated_at = utcnow()
-        if obj.get("position") is not None:
-            _place(db, fp.id, rule, obj.get("position"))
-        fp.updated_at = utcnow()
-        record_event(db, "firewall_rule_modified", "Firewall rule modified",
-                     "A rule of firewall policy %s was modified" % fp.name, actor=p.key_id,
-                     object_id=rule.id)
-    _changed(request)
+@policies.put("/{policy_id}/firewall_rules/{rule_id}", status_code=204,
+              response_class=Response)
+def update_rule(policy_id: str, rule_id: str, body: FirewallRuleBody, p: Writer, db: DB,
+                grid: GridDep):
+    fp = get_or_404(db, FirewallPolicy, policy_id, "firewall_policy")
+    rule = _rule_or_404(db, policy_id, rule_id)
+    obj = body.firewall_rule
+    for k, v in _rule_fields(db, obj, rule).items():
+        setattr(rule, k, v)
+    rule.updated_at = utcnow()
+    if obj.position is not None:
+        _place(db, fp.id, rule, obj.position)
+    fp.updated_at = utcnow()
+    record_event(db, "firewall_rule_modified", "Firewall rule modified",
+                 "A rule of firewall policy %s was modified" % fp.name, actor=p.key_id,
+                 object_id=rule.id)
+    wake_agents(db, grid)
     return Response(status_code=204)
 
 
-@router.delete("/v1/firewall_policies/{policy_id}/firewall_rules/{rule_id}", status_code=204)
-def delete_rule(policy_id: str, rule_id: str, request: Request,
-                p: Principal = Depends(api_writer)):
-    with tx(request) as db:
-        fp = get_or_404(db, FirewallPolicy, policy_id, "firewall_policy")
-        rule = _rule_or_404(db, policy_id, rule_id)
-        db.delete(rule)
-        db.flush()
-        remaining = db.scalars(select(FirewallRule).where(FirewallRule.policy_id == fp.id)
-                               .order_by(FirewallRule.position, FirewallRule.created_at)).all()
-        for i, r in enumerate(remaining, start=1):
-            r.position = i
-        fp.updated_at = utcnow()
-        record_event(db, "firewall_rule_deleted", "Firewall rule deleted",
-                     "A rule of firewall policy %s was deleted" % fp.name, actor=p.key_id,
-                     object_id=rule_id)
-    _changed(request)
+@policies.delete("/{policy_id}/firewall_rules/{rule_id}", status_code=204,
+                 response_class=Response)
+def delete_rule(policy_id: str, rule_id: str, p: Writer, db: DB, grid: GridDep):
+    fp = get_or_404(db, FirewallPolicy, policy_id, "firewall_policy")
+    rule = _rule_or_404(db, policy_id, rule_id)
+    db.delete(rule)
+    db.flush()
+    remaining = db.scalars(select(FirewallRule).where(FirewallRule.policy_id == fp.id)
+                           .order_by(FirewallRule.position, FirewallRule.created_at)).all()
+    for i, r in enumerate(remaining, start=1):
+        r.position = i
+    fp.updated_at = utcnow()
+    record_event(db, "firewall_rule_deleted", "Firewall rule deleted",
+                 "A rule of firewall policy %s was deleted" % fp.name, actor=p.key_id,
+                 object_id=rule_id)
+    wake_agents(db, grid)
     return Response(status_code=204)
 
 
 # -- zones and services -------------------------------------------------------------------
-def _zone_fields(db: Session, obj: Dict[str, Any], current: Optional[FirewallZone]):
+def _zone_fields(db: Session, obj: BaseModel, current: Optional[FirewallZone]
+                 ) -> Dict[str, Any]:
+    given = obj.model_dump(exclude_unset=True)
     out: Dict[str, Any] = {}
-    if "name" in obj or current is None:
-        name = opt_str(obj, "name", required=True)
-        _unique_name(db, FirewallZone, name, current)
-        out["name"] = name
-    if "ip_address" in obj or current is None:
-        raw = opt_str(obj, "ip_address", required=True)
-        parts = [x.strip() for x in raw.split(",") if x.strip()]
-        for part in parts:
-            try:
-                ipaddress.ip_network(part, strict=False)
-            except ValueError:
-                raise invalid("ip_address", part, "invalid",
-                              "%s is not an IP address or network" % part)
-        out["ip_address"] = ",".join(parts)
-    if "description" in obj:
-        out["description"] = opt_str(obj, "description")
+    if "name" in given or current is None:
+        _unique_name(db, FirewallZone, given.get("name"), current)
+        out["name"] = given["name"]
+    if "ip_address" in given or current is None:
+        if not given.get("ip_address"):
+            raise invalid("ip_address", given.get("ip_address"), "required",
+                          "Ip address required")
+        out["ip_address"] = given["ip_address"]
+    if "description" in given:
+        out["description"] = given["description"]
     return out
 
 
-def _service_fields(db: Session, obj: Dict[str, Any], current: Optional[FirewallService]):
+def _service_fields(db: Session, obj: BaseModel, current: Optional[FirewallService]
+                    ) -> Dict[str, Any]:
+    given = obj.model_dump(exclude_unset=True)
     out: Dict[str, Any] = {}
-    if "name" in obj or current is None:
-        name = opt_str(obj, "name", required=True)
-        _unique_name(db, FirewallService, name, current)
-        out["name"] = name
-    if "protocol" in obj or current is None:
-        proto = (opt_str(obj, "protocol") or "TCP").upper()
-        if proto not in PROTOCOLS:
-            raise invalid("protocol", proto, "invalid", "protocol must be TCP, UDP or ICMP")
-        out["protocol"] = proto
-    if "port" in obj:
-        port = obj.get("port")
-        if port is not None and not isinstance(port, (str, int)) or isinstance(port, bool):
-            raise invalid("port", port, "invalid", "port must be a number or a range string")
-        out["port"] = None if port is None else str(port)
+    if "name" in given or current is None:
+        _unique_name(db, FirewallService, given.get("name"), current)
+        out["name"] = given["name"]
+    if "protocol" in given or current is None:
+        out["protocol"] = given.get("protocol") or "TCP"
+    if "port" in given:
+        out["port"] = given["port"]
     return out
 
 
-def _simple_crud(path: str, model, key: str, keys: str, fields, render, resource: str):
-    def list_(request: Request, _p: Principal = Depends(api_reader)):
+def _crud_router(prefix: str, model: Any, key: str, keys: str, create_model: Type[BaseModel],
+                 body_model: Type[BaseModel],
+                 one_model: Type[BaseModel], list_model: Type[BaseModel],
+                 fields: Callable[..., Dict[str, Any]],
+                 render: Callable[[Any, str], Dict[str, Any]], tag: str) -> APIRouter:
+    """List, create, read, update and delete of a named firewall object (zones, services)."""
+    router = APIRouter(prefix=prefix, tags=[tag], route_class=HaloRoute,
+                       responses=ERROR_RESPONSES)
+    title = key.replace("_", " ").capitalize()
+    # the path names the id after the object (`{zone_id}`); the functions call it obj_id
+    id_name = key.split("_", 1)[1] + "_id"
+    ObjId = Annotated[str, Path(alias=id_name)]
+    one = "/{%s}" % id_name
+    column = FirewallRule.source_id if model is FirewallZone else FirewallRule.service_id
+
+    @router.get("", response_model=list_model, name="list_" + keys)
+    def list_(request: Request, _p: Reader, db: DB, paging: Paging):
         base = base_url(request)
-        with tx(request) as db:
-            return paginate(request, db, select(model).order_by(model.created_at, model.id),
-                            keys, lambda o: render(o, base))
+        return paginate(request, db, select(model).order_by(model.created_at, model.id),
+                        keys, lambda o: render(o, base), paging)
 
-    def create(request: Request, p: Principal = Depends(api_writer),
-               body: Any = Depends(json_body)):
-        obj = top_object(body, key)
-        with tx(request) as db:
-            row = model(**fields(db, obj, None))
-            db.add(row)
-            db.flush()
-            record_event(db, resource + "_created", resource.replace("_", " ").capitalize()
-                         + " created", "%s %s was created" % (resource, row.name),
-                         actor=p.key_id, object_id=row.id)
-            return {key: render(row, base_url(request))}
+    @router.post("", status_code=201, response_model=one_model, name="create_" + key)
+    def create(body: create_model, request: Request, p: Writer, db: DB):  # type: ignore
+        row = model(**fields(db, getattr(body, key), None))
+        db.add(row)
+        _flush(db, row.name)
+        record_event(db, key + "_created", title + " created",
+                     "%s %s was created" % (key, row.name), actor=p.key_id, object_id=row.id)
+        return {key: render(row, base_url(request))}
 
-    def get(obj_id: str, request: Request, _p: Principal = Depends(api_reader)):
-        with tx(request) as db:
-            row = get_or_404(db, model, obj_id, resource)
-            return {key: render(row, base_url(request))}
+    @router.get(one, response_model=one_model, name="get_" + key)
+    def get(obj_id: ObjId, request: Request, _p: Reader, db: DB):
+        return {key: render(get_or_404(db, model, obj_id, key), base_url(request))}
 
-    def update(obj_id: str, request: Request, p: Principal = Depends(api_writer),
-               body: Any = Depends(json_body)):
-        with tx(request) as db:
-            row = get_or_404(db, model, obj_id, resource)
-            for k, v in fields(db, top_object(body, key), row).items():
-                setattr(row, k, v)
-            row.updated_at = utcnow()
-            record_event(db, resource + "_modified", resource.replace("_", " ").capitalize()
-                         + " modified", "%s %s was modified" % (resource, row.name),
-                         actor=p.key_id, object_id=row.id)
-        _changed(request)
+    @router.put(one, status_code=204, response_class=Response, name="update_" + key)
+    def update(obj_id: ObjId, body: body_model, p: Writer, db: DB,  # type: ignore
+               grid: GridDep):
+        row = get_or_404(db, model, obj_id, key)
+        for k, v in fields(db, getattr(body, key), row).items():
+            setattr(row, k, v)
+        row.updated_at = utcnow()
+        _flush(db, row.name)
+        record_event(db, key + "_modified", title + " modified",
+                     "%s %s was modified" % (key, row.name), actor=p.key_id, object_id=row.id)
+        wake_agents(db, grid)
         return Response(status_code=204)
 
-    def delete(obj_id: str, request: Request, p: Principal = Depends(api_writer)):
-        with tx(request) as db:
-            row = get_or_404(db, model, obj_id, resource)
-            col = FirewallRule.source_id if model is FirewallZone else FirewallRule.service_id
-            if db.scalar(select(FirewallRule.id).where(col == obj_id).limit(1)):
-                raise invalid("id", obj_id, "in_use",
-                              "%s %s is used by a firewall rule" % (resource, row.name))
-            record_event(db, resource + "_deleted", resource.replace("_", " ").capitalize()
-                         + " deleted", "%s %s was deleted" % (resource, row.name),
-                         actor=p.key_id, object_id=row.id)
-            db.delete(row)
-        _changed(request)
+    @router.delete(one, status_code=204, response_class=Response,
+                   name="delete_" + key)
+    def delete(obj_id: ObjId, p: Writer, db: DB, grid: GridDep):
+        row = get_or_404(db, model, obj_id, key)
+        if db.scalar(select(FirewallRule.id).where(column == obj_id).limit(1)):
+            raise invalid("id", obj_id, "in_use", "%s %s is used by a firewall rule"
+                          % (key, row.name))
+        record_event(db, key + "_deleted", title + " deleted",
+                     "%s %s was deleted" % (key, row.name), actor=p.key_id, object_id=row.id)
+        db.delete(row)
+        wake_agents(db, grid)
         return Response(status_code=204)
 
-    router.add_api_route(path, list_, methods=["GET"])
-    router.add_api_route(path, create, methods=["POST"], status_code=201)
-    router.add_api_route(path + "/{obj_id}", get, methods=["GET"])
-    router.add_api_route(path + "/{obj_id}", update, methods=["PUT"], status_code=204)
-    router.add_api_route(path + "/{obj_id}", delete, methods=["DELETE"], status_code=204)
+    return router
 
 
-_simple_crud("/v1/firewall_zones", FirewallZone, "firewall_zone", "firewall_zones",
-             _zone_fields, fw_zone_dict, "firewall_zone")
-_simple_crud("/v1/firewall_services", FirewallService, "firewall_service", "firewall_services",
-             _service_fields, fw_service_dict, "firewall_service")
+zones = _crud_router("/v1/firewall_zones", FirewallZone, "firewall_zone", "firewall_zones",
+                     FirewallZoneCreateBody, FirewallZoneBody, FirewallZoneResponse,
+                     FirewallZoneList, _zone_fields, fw_zone_dict, "firewall zones")
+services = _crud_router("/v1/firewall_services", FirewallService, "firewall_service",
+                        "firewall_services", FirewallServiceCreateBody, FirewallServiceBody,
+                        FirewallServiceResponse, FirewallServiceList, _service_fields,
+                        fw_service_dict, "firewall services")
+routers = (policies, zones, services)

@@ -1,82 +1,79 @@
 """/v1/scans: history, one scan, one finding."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
-from sqlalchemy import select
 
-from ..auth import Principal, api_reader
-from ..common import base_url, csv_param, paginate, parse_time, tx
+from fastapi import APIRouter, Query, Request
+from sqlalchemy import select
+from typing_extensions import Annotated
+
+from ..common import (DB, RESULT_MODULES, CsvQuery, HaloRoute, Paging, Reader, SortBy,
+                      base_url, csv_param, paginate, parse_time, sort_order)
 from ..errors import NotFound, invalid
 from ..models import Finding, Scan
+from ..schemas import ERROR_RESPONSES, FindingResponse, ScanList, ScanResponse
 from ..serialize import finding_dict, scan_dict
-from .util import get_or_404
-from .servers import RESULT_MODULES
+from .util import get_by_id, get_or_404
 
-router = APIRouter()
+router = APIRouter(prefix="/v1/scans", tags=["scans"], route_class=HaloRoute,
+                   responses=ERROR_RESPONSES)
 
 SCAN_STATUSES = ("queued", "pending", "running", "completed_clean", "completed_with_errors",
                  "failed")
 
 
-def sort_order(request, column, id_column):
-    sort_by = request.query_params.get("sort_by", "created_at.asc")
-    if sort_by not in ("created_at.asc", "created_at.desc", "created_at"):
-        raise invalid("sort_by", sort_by, "invalid", "sort_by must be created_at.asc or "
-                      "created_at.desc")
-    if sort_by.endswith(".desc"):
-        return (column.desc(), id_column.desc())
-    return (column.asc(), id_column.asc())
-
-
-@router.get("/v1/scans")
-def list_scans(request: Request, _p: Principal = Depends(api_reader)):
-    q = request.query_params
+@router.get("", response_model=ScanList)
+def list_scans(
+    request: Request, _p: Reader, db: DB, paging: Paging,
+    server_id: Annotated[CsvQuery, Query(description="Comma list of server ids")] = None,
+    module: Annotated[CsvQuery, Query(description="Comma list of sca (csm), svm (sva), "
+                                                  "fim, sam")] = None,
+    status: Annotated[CsvQuery, Query(description="Comma list of " +
+                                                  ", ".join(SCAN_STATUSES))] = None,
+    since: Annotated[CsvQuery, Query(description="ISO 8601 date or time")] = None,
+    until: Annotated[CsvQuery, Query(description="ISO 8601 date or time")] = None,
+    sort_by: SortBy = "created_at.asc",
+):
     base = base_url(request)
     stmt = select(Scan)
-    ids = csv_param(q.get("server_id"))
+    ids = csv_param(server_id)
     if ids:
         stmt = stmt.where(Scan.server_id.in_(ids))
-    mods = csv_param(q.get("module"))
+    mods = csv_param(module)
     if mods:
         unknown = [m for m in mods if m not in RESULT_MODULES]
         if unknown:
-            raise invalid("module", q.get("module"), "invalid",
+            raise invalid("module", module, "invalid",
                           "Unknown module %s; use %s" % (unknown[0], ", ".join(RESULT_MODULES)))
         stmt = stmt.where(Scan.module.in_({RESULT_MODULES[m] for m in mods}))
-    statuses = csv_param(q.get("status"))
+    statuses = csv_param(status)
     if statuses:
         unknown = [s for s in statuses if s not in SCAN_STATUSES]
         if unknown:
-            raise invalid("status", q.get("status"), "invalid",
+            raise invalid("status", status, "invalid",
                           "Unknown status %s; use %s" % (unknown[0], ", ".join(SCAN_STATUSES)))
         stmt = stmt.where(Scan.status.in_(statuses))
-    since = parse_time(q.get("since"), "since")
-    until = parse_time(q.get("until"), "until")
-    if since is not None:
-        stmt = stmt.where(Scan.created_at >= since)
-    if until is not None:
-        stmt = stmt.where(Scan.created_at <= until)
-    stmt = stmt.order_by(*sort_order(request, Scan.created_at, Scan.id))
-    with tx(request) as db:
-        return paginate(request, db, stmt, "scans",
-                        lambda sc: scan_dict(db, sc, base, with_findings=False))
+    t_since, t_until = parse_time(since, "since"), parse_time(until, "until")
+    if t_since is not None:
+        stmt = stmt.where(Scan.created_at >= t_since)
+    if t_until is not None:
+        stmt = stmt.where(Scan.created_at <= t_until)
+    stmt = stmt.order_by(*sort_order(sort_by, Scan.created_at, Scan.id))
+    return paginate(request, db, stmt, "scans",
+                    lambda sc: scan_dict(db, sc, base, with_findings=False), paging)
 
 
-@router.get("/v1/scans/{scan_id}")
-def get_scan(scan_id: str, request: Request, _p: Principal = Depends(api_reader)):
-    with tx(request) as db:
-        sc = get_or_404(db, Scan, scan_id, "scan")
-        return {"scan": scan_dict(db, sc, base_url(request))}
+@router.get("/{scan_id}", response_model=ScanResponse)
+def get_scan(scan_id: str, request: Request, _p: Reader, db: DB):
+    sc = get_or_404(db, Scan, scan_id, "scan")
+    return {"scan": scan_dict(db, sc, base_url(request))}
 
 
-@router.get("/v1/scans/{scan_id}/findings/{finding_id}")
-def get_finding(scan_id: str, finding_id: str, request: Request,
-                _p: Principal = Depends(api_reader)):
-    with tx(request) as db:
-        get_or_404(db, Scan, scan_id, "scan")
-        f = db.get(Finding, finding_id)
-        if f is None or f.scan_id != scan_id:
-            raise NotFound("finding", finding_id)
-        out = finding_dict(f, base_url(request))
-        out["scan_id"] = scan_id
-        return out
+@router.get("/{scan_id}/findings/{finding_id}", response_model=FindingResponse)
+def get_finding(scan_id: str, finding_id: str, request: Request, _p: Reader, db: DB):
+    get_or_404(db, Scan, scan_id, "scan")
+    f = get_by_id(db, Finding, finding_id)
+    if f is None or f.scan_id != scan_id:
+        raise NotFound("finding", finding_id)
+    out = finding_dict(f, base_url(request))
+    out["scan_id"] = scan_id
+    return out
