@@ -9,7 +9,7 @@ COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/cloudpassage/halo
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo test test-python test-postgresql test-collection test-molecule venv clean
+.PHONY: demo test test-python test-postgresql test-collection test-molecule bench venv clean
 
 venv: $(VENV)/.installed $(COLLECTION_LINK)
 
@@ -51,6 +51,13 @@ test-molecule: venv
 	molecule test -s default
 	molecule test -s lifecycle
 	molecule test -s vendor
+
+# The scale benchmarks (bench/run_all.py): figures beside the scale targets, no asserts.
+# Modest sizes by default (about 15 minutes); BENCH_ARGS="--admission 100 1000 --fleet 10000
+# --postgresql" for the target sizes on both databases.
+BENCH_ARGS ?=
+bench: venv
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(COLLECTIONS) tests/output .demo .pytest_cache
