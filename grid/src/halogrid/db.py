@@ -53,11 +53,20 @@ def _private_sqlite_file(url: str) -> None:
             os.chmod(name, st.st_mode & 0o700)
 
 
+# FastAPI runs sync routes and the teardown of the per-request session (which commits and
+# gives the connection back) in the same thread pool, 40 threads by default. With fewer pooled
+# connections than threads, 40 routes can wait for a connection while the sessions holding
+# them wait for a thread to commit: a deadlock until the pool's timeout. So the pool can
+# always hold more connections than there are threads.
+WORKER_THREADS = 40
+POOL = dict(pool_size=10, max_overflow=WORKER_THREADS + 10)
+
+
 def make_engine(path_or_url: str) -> Engine:
     url = db_url(path_or_url)
     if url.startswith("sqlite"):
         _private_sqlite_file(url)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **POOL)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
@@ -67,7 +76,7 @@ def make_engine(path_or_url: str) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True, **POOL)
     return engine
 
 
