@@ -7,16 +7,19 @@ import logging
 from contextlib import asynccontextmanager
 from typing import Optional, Set
 
+import anyio
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from . import __version__
+from .agent_schemas import add_components
+from .bodylimit import BodyLimitMiddleware
 from .api import agent, events, firewall, groups, oauth, policies, scans, servers
 from .common import record_event
 from .config import Config
-from .db import init_db, make_engine, session_factory
+from .db import WORKER_THREADS, init_db, make_engine, session_factory
 from .deadlines import sweep_deadlines
 from .errors import install_handlers
 from .models import Server, utcnow
@@ -81,6 +84,8 @@ def create_app(config: Config, engine: Optional[Engine] = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         grid.notifier.loop = asyncio.get_running_loop()
+        # The thread pool of sync routes stays smaller than the connection pool (db.POOL).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
         task = asyncio.create_task(_sweeper(grid))
         try:
             yield
@@ -98,6 +103,8 @@ def create_app(config: Config, engine: Optional[Engine] = None) -> FastAPI:
                   docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     app.state.grid = grid
     install_handlers(app)
+    # bodies are limited before anything parses them (bodylimit.py)
+    app.add_middleware(BodyLimitMiddleware)
     app.include_router(oauth.router)
     for router in (groups.router, servers.router, scans.router):
         app.include_router(router)
@@ -107,8 +114,18 @@ def create_app(config: Config, engine: Optional[Engine] = None) -> FastAPI:
     for router in firewall.routers + (events.router, agent.router):
         app.include_router(router)
 
+    # the agent protocol's bodies are read by hand (credentials first): their models are
+    # added to the document here (agent_schemas.py)
+    def openapi():
+        if app.openapi_schema is None:
+            app.openapi_schema = add_components(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+    # async: answered on the event loop, never queued behind database work in the threadpool
     @app.get("/healthz", tags=["grid"])
-    def healthz():
+    async def healthz():
         return {"status": "ok", "version": __version__}
 
     return app

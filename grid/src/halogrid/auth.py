@@ -211,22 +211,42 @@ def api_writer(request: Request) -> Principal:
     return principal
 
 
+def secret_matches(presented: str, expected: str) -> bool:
+    """Constant-time comparison of a secret from a header with a stored one. Header values
+    arrive decoded as Latin-1, so any byte is a character: compared as bytes, a non-ASCII
+    byte is simply a wrong secret (hmac.compare_digest refuses non-ASCII text)."""
+    return bool(presented) and hmac.compare_digest(presented.encode("latin-1", "replace"),
+                                                   (expected or "").encode("utf-8"))
+
+
 def agent_server(db: Session, request: Request) -> Server:
-    """The server named by `Authorization: Agent <server_id>:<secret>` (401 / 410)."""
+    """The server named by `Authorization: Agent <server_id>:<secret>` (401 / 410).
+
+    A wrong credential counts as a failed authentication of the caller's address, like a
+    wrong token: an address that failed too often gets 429 (check_blocked)."""
     header = request.headers.get("authorization", "")
     if not header.lower().startswith("agent "):
         raise Unauthorized("missing agent credential")
+    check_blocked(request)
     cred = header[6:].strip()
-    if ":" not in cred:
-        raise Unauthorized("malformed agent credential")
-    server_id, secret = cred.split(":", 1)
-    srv = db.get(Server, server_id)
+    server_id, _, secret = cred.partition(":")
+    # a server id is 32 hex characters; anything else (too long, NUL) names no server
+    srv = db.get(Server, server_id) if secret and 0 < len(server_id) <= 32 \
+        and server_id.isascii() and server_id.isalnum() else None
     if srv is None or not check_secret(secret, srv.secret_hash):
+        request.app.state.grid.auth_failures.fail(client_host(request))
         raise Unauthorized("invalid agent credential")
     if srv.state in ("deactivated", "deleted"):
         raise Gone("server %s was %s; register again"
                    % (server_id, "retired" if srv.state == "deactivated" else "deleted"))
     return srv
+
+
+def agent_checked(request: Request) -> str:
+    """Dependency of the agent routes that take a body: the agent credential is checked
+    (401 / 410 / 429) before the body is read. The id of the caller's server."""
+    with request.app.state.grid.Session() as db:
+        return agent_server(db, request).id
 
 
 def find_key(db: Session, key_id: str) -> Optional[ApiKey]:

@@ -6,7 +6,7 @@ import datetime as _dt
 import json
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, List, Literal, Optional
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Literal, Optional
 
 from fastapi import Depends, Query, Request
 from fastapi.routing import APIRoute
@@ -75,11 +75,20 @@ def after_commit(db: Session, fn: Callable[[], None]) -> None:
 
 
 def wake_agents(db: Session, g: Any, server_id: Optional[str] = None) -> None:
-    """Wake long-polling agents once the change is committed (they re-read their state)."""
+    """Wake long-polling agents once the change is committed (they re-read their state):
+    one server, or every one (prefer `wake`, which wakes only those a change concerns)."""
     if server_id is None:
         after_commit(db, g.notifier.notify_all)
     else:
         after_commit(db, lambda: g.notifier.notify(server_id))
+
+
+def wake(db: Session, g: Any, servers: Iterable[str] = (), groups: Iterable[str] = ()) -> None:
+    """Once the change is committed, wake the long-polls of `servers` and of the members of
+    `groups` (fw.affected_groups tells which groups a firewall change concerns)."""
+    servers, groups = list(servers), list(groups)
+    if servers or groups:
+        after_commit(db, lambda: g.notifier.notify_many(servers, groups))
 
 
 class HaloRoute(APIRoute):
@@ -125,7 +134,8 @@ def csv_param(value: Optional[str]) -> List[str]:
 def iso(dt: Optional[_dt.datetime]) -> Optional[str]:
     if dt is None:
         return None
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (dt.microsecond // 1000)
+    # isoformat: the same text as strftime, in a fraction of its time (4 times per server)
+    return dt.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def parse_time(value: Optional[str], field: str) -> Optional[_dt.datetime]:
@@ -162,16 +172,31 @@ def page_params(
 Paging = Annotated[PageParams, Depends(page_params)]
 
 
+def count_of(db: Session, stmt: Select) -> int:
+    """How many rows `stmt` selects: a plain `SELECT count(*) ... WHERE` (an index answers
+    it) unless the statement groups, is distinct or limited."""
+    if (stmt._group_by_clauses or stmt._distinct or stmt._limit_clause is not None
+            or stmt._offset_clause is not None):
+        return db.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    return db.scalar(stmt.with_only_columns(func.count(), maintain_column_froms=True)
+                     .order_by(None)) or 0
+
+
 def paginate(request: Request, db: Session, stmt: Select, key: str,
-             render: Callable[[Any], Dict[str, Any]], paging: PageParams) -> Dict[str, Any]:
+             render: Optional[Callable[[Any], Dict[str, Any]]], paging: PageParams,
+             render_page: Optional[Callable[[List[Any]], List[Dict[str, Any]]]] = None
+             ) -> Dict[str, Any]:
     """Run `stmt` one page at a time: `{key: [...], "count": N, "pagination": {...}}`.
 
     `page` starts at 1, `per_page` defaults to 10 and is capped at 100 (like Halo);
     `pagination.next` / `previous` are absolute URLs, `next` is absent on the last page.
+    `render` turns one row into its object, or `render_page` a page of rows at once (it
+    can read what the rows refer to in one query rather than one per row).
     """
     page, per_page = paging.page, paging.per_page
-    total = db.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
-    rows = db.scalars(stmt.offset((page - 1) * per_page).limit(per_page)).all()
+    total = count_of(db, stmt)
+    offset = (page - 1) * per_page
+    rows = db.scalars(stmt.offset(offset).limit(per_page)).all() if offset < total else []
     pagination: Dict[str, str] = {}
     if page * per_page < total:
         pagination["next"] = str(request.url.include_query_params(page=page + 1,
@@ -179,7 +204,8 @@ def paginate(request: Request, db: Session, stmt: Select, key: str,
     if page > 1:
         pagination["previous"] = str(request.url.include_query_params(page=page - 1,
                                                                        per_page=per_page))
-    return {key: [render(r) for r in rows], "count": total, "pagination": pagination}
+    objects = render_page(rows) if render_page is not None else [render(r) for r in rows]
+    return {key: objects, "count": total, "pagination": pagination}
 
 
 # -- shared query parameters --------------------------------------------------------------

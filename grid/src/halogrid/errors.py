@@ -2,7 +2,8 @@
 
 Bodies follow the contract: 404 `{"resource","field","value"}`, 422 `{"message":
 "Validation Failed","errors":[...]}`, 401 `{"error":"invalid_token"}`, 500 `{"code":500,
-"message":"Internal Server Error"}`, anything else `{"error": "<text>"}`.
+"message":"Internal Server Error"}`, anything else (413 of bodylimit.py included)
+`{"error": "<text>"}`.
 """
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ import logging
 import re
 from typing import Any, Dict, List, Optional
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 log = logging.getLogger("halogrid")
 
@@ -82,6 +84,14 @@ class Conflict(HaloError):
 
     def __init__(self, message: str):
         super().__init__({"error": message})
+
+
+class PayloadTooLarge(HTTPException):
+    """413 `{"error": "..."}`. A FastAPI HTTPException, not a HaloError: FastAPI passes it on
+    unchanged when it is raised while FastAPI reads a body (bodylimit.py raises it there)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(413, message)
 
 
 class RateLimited(HaloError):
@@ -191,6 +201,12 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _any(request: Request, exc: Exception):
+        if isinstance(exc, ClientDisconnect):
+            # the client hung up before its request was read: nothing failed here, and
+            # nobody is left to answer (499: nginx's "client closed request")
+            log.info("client %s disconnected during %s %s", request.client.host
+                     if request.client else "?", request.method, request.url.path)
+            return Response(status_code=499)
         if isinstance(exc, RequestValidationError):
             exc = validation_response(request, exc)
         elif isinstance(exc, IntegrityError):
@@ -204,5 +220,6 @@ def install_handlers(app: FastAPI) -> None:
         return JSONResponse({"code": 500, "message": "Internal Server Error"}, status_code=500)
 
     # Starlette looks handlers up by class: route these to the one above
-    for cls in (HaloError, RequestValidationError, IntegrityError, StarletteHTTPException):
+    for cls in (HaloError, RequestValidationError, IntegrityError, StarletteHTTPException,
+                ClientDisconnect):
         app.add_exception_handler(cls, _any)

@@ -4,9 +4,9 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from .models import FirewallPolicy, FirewallRule, FirewallService, FirewallZone, Group, Server
@@ -35,7 +35,11 @@ def host_ip(text: Optional[str]) -> Optional[str]:
 def server_ips(s: Server) -> List[str]:
     """The server's address in group sources: its primary address, else the one it
     connects from (the first of them that is a valid host address)."""
-    for candidate in (s.primary_ip_address, s.connecting_ip_address):
+    return _first_ip(s.primary_ip_address, s.connecting_ip_address)
+
+
+def _first_ip(*candidates: Optional[str]) -> List[str]:
+    for candidate in candidates:
         ip = host_ip(candidate)
         if ip:
             return [ip]
@@ -43,11 +47,12 @@ def server_ips(s: Server) -> List[str]:
 
 
 def group_ips(db: Session, group_id: str) -> List[str]:
-    servers = db.scalars(select(Server).where(Server.group_id == group_id,
-                                              Server.state.in_(LIVE_STATES))).all()
+    # the two address columns only: a source group may hold thousands of servers
+    rows = db.execute(select(Server.primary_ip_address, Server.connecting_ip_address)
+                      .where(Server.group_id == group_id, Server.state.in_(LIVE_STATES)))
     ips = set()
-    for s in servers:
-        ips.update(server_ips(s))
+    for primary, connecting in rows:
+        ips.update(_first_ip(primary, connecting))
     return sorted(ips)
 
 
@@ -102,6 +107,33 @@ def resolved_policy(db: Session, s: Server) -> Optional[Dict[str, Any]]:
             "log_prefix": r.log_prefix, "comment": r.comment or "",
         } for r in rules],
     }
+
+
+def affected_groups(db: Session, groups: Iterable[str] = (), policies: Iterable[str] = (),
+                    source_groups: Iterable[str] = (), zones: Iterable[str] = (),
+                    services: Iterable[str] = ()) -> Set[str]:
+    """The groups whose members' firewall answer a change can alter: `groups` themselves,
+    the groups using one of `policies`, and those whose policy has a rule with one of
+    `source_groups` / `zones` as its source or one of `services` as its service. Run in the
+    change's transaction (after its flush), before deleting what it names."""
+    out = {g for g in groups if g}
+    policy_ids = {p for p in policies if p}
+    conds = []
+    for source_type, ids in (("Group", source_groups), ("FirewallZone", zones)):
+        ids = sorted({i for i in ids if i})
+        if ids:
+            conds.append(and_(FirewallRule.source_type == source_type,
+                              FirewallRule.source_id.in_(ids)))
+    service_ids = sorted({i for i in services if i})
+    if service_ids:
+        conds.append(FirewallRule.service_id.in_(service_ids))
+    if conds:
+        policy_ids.update(db.scalars(select(FirewallRule.policy_id).where(or_(*conds))
+                                     .distinct()))
+    if policy_ids:
+        out.update(db.scalars(select(Group.id).where(
+            Group.linux_firewall_policy_id.in_(sorted(policy_ids)))))
+    return out
 
 
 def current(db: Session, s: Server) -> Tuple[int, Optional[Dict[str, Any]]]:

@@ -1,28 +1,81 @@
 """DB rows -> Halo API objects."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .common import iso
-from .fw import linux_policy_of
 from .models import (Command, Event, Finding, FirewallPolicy, FirewallRule, FirewallService,
                      FirewallZone, Group, Policy, Scan, Server)
 
 
-def group_path(db: Session, group: Optional[Group]) -> Optional[str]:
-    names: List[str] = []
-    seen = set()
-    while group is not None and group.id not in seen:
-        seen.add(group.id)
-        names.append(group.name)
-        group = db.get(Group, group.parent_id) if group.parent_id else None
-    return "/".join(reversed(names)) if names else None
+class Lookup:
+    """Groups and firewall policies by id, each read at most once (the session's identity
+    map holds objects only while they are referenced: a page of servers would read its
+    groups again for every server). `preload` reads a page's groups with their ancestors
+    and firewall policies in a few queries."""
+
+    def __init__(self, db: Session) -> None:
+        self.db = db
+        self.groups: Dict[str, Optional[Group]] = {}
+        self.policies: Dict[str, Optional[FirewallPolicy]] = {}
+        self.paths: Dict[str, str] = {}
+
+    def group(self, gid: Optional[str]) -> Optional[Group]:
+        if not gid:
+            return None
+        if gid not in self.groups:
+            self.groups[gid] = self.db.get(Group, gid)
+        return self.groups[gid]
+
+    def policy(self, pid: Optional[str]) -> Optional[FirewallPolicy]:
+        if not pid:
+            return None
+        if pid not in self.policies:
+            self.policies[pid] = self.db.get(FirewallPolicy, pid)
+        return self.policies[pid]
+
+    def preload(self, group_ids: Iterable[Optional[str]]) -> "Lookup":
+        wanted = {g for g in group_ids if g and g not in self.groups}
+        while wanted:  # one query per level of the group tree
+            found = {g.id: g for g in self.db.scalars(select(Group).where(
+                Group.id.in_(sorted(wanted))))}
+            for gid in wanted:
+                self.groups[gid] = found.get(gid)
+            wanted = {g.parent_id for g in found.values()
+                      if g.parent_id and g.parent_id not in self.groups}
+        pids = {g.linux_firewall_policy_id for g in self.groups.values()
+                if g is not None and g.linux_firewall_policy_id} - set(self.policies)
+        if pids:
+            found_p = {p.id: p for p in self.db.scalars(select(FirewallPolicy).where(
+                FirewallPolicy.id.in_(sorted(pids))))}
+            for pid in pids:
+                self.policies[pid] = found_p.get(pid)
+        return self
 
 
-def group_dict(db: Session, g: Group, base: str) -> Dict[str, Any]:
+def group_path(db: Session, group: Optional[Group],
+               lookup: Optional[Lookup] = None) -> Optional[str]:
+    if group is None:
+        return None
+    lookup = lookup or Lookup(db)
+    path = lookup.paths.get(group.id)
+    if path is None:
+        names: List[str] = []
+        seen = set()
+        g: Optional[Group] = group
+        while g is not None and g.id not in seen:
+            seen.add(g.id)
+            names.append(g.name)
+            g = lookup.group(g.parent_id)
+        path = lookup.paths[group.id] = "/".join(reversed(names))
+    return path
+
+
+def group_dict(db: Session, g: Group, base: str,
+               lookup: Optional[Lookup] = None) -> Dict[str, Any]:
     counts = {"active": 0, "missing": 0, "deactivated": 0}
     for state, n in db.execute(select(Server.state, func.count()).where(Server.group_id == g.id)
                                .group_by(Server.state)):
@@ -38,13 +91,16 @@ def group_dict(db: Session, g: Group, base: str) -> Dict[str, Any]:
         "windows_firewall_policy_id": g.windows_firewall_policy_id,
         "fim_policy_ids": list(g.fim_policy_ids or []),
         "server_counts": counts, "has_children": bool(has_children),
-        "group_path": group_path(db, g), "is_default": bool(g.is_default),
+        "group_path": group_path(db, g, lookup), "is_default": bool(g.is_default),
         "created_at": iso(g.created_at), "updated_at": iso(g.updated_at),
     }
 
 
-def firewall_summary(db: Session, s: Server) -> Optional[Dict[str, Any]]:
-    pol = linux_policy_of(db, s)
+def firewall_summary(db: Session, s: Server,
+                     lookup: Optional[Lookup] = None) -> Optional[Dict[str, Any]]:
+    lookup = lookup or Lookup(db)
+    g = lookup.group(s.group_id)
+    pol = lookup.policy(g.linux_firewall_policy_id) if g is not None else None
     if pol is None:
         return None
     if s.fw_status and s.fw_status_version == s.fw_version:
@@ -55,9 +111,17 @@ def firewall_summary(db: Session, s: Server) -> Optional[Dict[str, Any]]:
             "url": None, "message": s.fw_status_message if status == "failed" else None}
 
 
-def server_dict(db: Session, s: Server, base: str) -> Dict[str, Any]:
-    g = db.get(Group, s.group_id)
-    fw = firewall_summary(db, s)
+def server_dicts(db: Session, rows: Sequence[Server], base: str) -> List[Dict[str, Any]]:
+    """A page of servers: their groups and firewall policies are read once for the page."""
+    lookup = Lookup(db).preload(s.group_id for s in rows)
+    return [server_dict(db, s, base, lookup) for s in rows]
+
+
+def server_dict(db: Session, s: Server, base: str,
+                lookup: Optional[Lookup] = None) -> Dict[str, Any]:
+    lookup = lookup or Lookup(db)
+    g = lookup.group(s.group_id)
+    fw = firewall_summary(db, s, lookup)
     if fw is not None:
         fw["url"] = "%s/v1/firewall_policies/%s" % (base, fw["id"])
     return {
@@ -68,7 +132,7 @@ def server_dict(db: Session, s: Server, base: str) -> Dict[str, Any]:
         "primary_ip_address": s.primary_ip_address,
         "interfaces": list(s.interfaces or []),
         "group_id": s.group_id, "group_name": g.name if g else None,
-        "group_path": group_path(db, g),
+        "group_path": group_path(db, g, lookup),
         "state": s.state, "platform": s.platform, "platform_version": s.platform_version,
         "os_version": s.os_version, "kernel_name": s.kernel_name,
         "daemon_version": s.daemon_version,

@@ -3,22 +3,26 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
-import hmac
 import math
 import secrets
 import threading
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import or_, select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
 from .. import fw
-from ..auth import agent_server, client_host, hash_secret
+from .. import agent_schemas as doc
+# the bounds of a result (PROTOCOL.md) live with the protocol's models
+from ..agent_schemas import (MAX_DEPTH, MAX_DETAIL_FIELDS, MAX_DETAILS, MAX_FINDINGS, MAX_ITEMS,
+                             MAX_NAME, MAX_TEXT, POLICY_ID_MAX, TRUNCATED)
+from ..auth import agent_checked, agent_server, client_host, hash_secret, secret_matches
 from ..common import json_body, parse_time, record_event, tx
 from ..db import default_group, get_setting
-from ..errors import BadRequest, Conflict, HaloError, RateLimited, Unauthorized
+from ..errors import (BadRequest, Conflict, HaloError, PayloadTooLarge, RateLimited,
+                      Unauthorized)
 from ..models import Command, Finding, Group, Policy, Scan, Server, utcnow
 from ..ratelimit import RateLimiter, client_key
 
@@ -35,6 +39,10 @@ def _str(obj: Dict[str, Any], field: str) -> Optional[str]:
         return None
     if not isinstance(val, str):
         raise BadRequest("%s must be a string" % field)
+    # the column's length (PostgreSQL refuses longer text: that was a 500)
+    limit = getattr(Server.__table__.c[field].type, "length", None)
+    if limit and len(val) > limit:
+        raise BadRequest("%s must be at most %d characters" % (field, limit))
     return val
 
 
@@ -108,14 +116,23 @@ def _record_duplicates(db: Session, srv: Server) -> None:
                  server=srv, actor="agent", critical=True)
 
 
-@router.post("/agent/v1/register", status_code=201)
-def register(request: Request, body: Any = Depends(json_body)):
-    grid = request.app.state.grid
-    key = request.headers.get("x-daemon-key", "")
-    with tx(request) as db:
+def daemon_key_checked(request: Request) -> None:
+    """Dependency of registration: the daemon key is checked before the body is read."""
+    with request.app.state.grid.Session() as db:
         expected = get_setting(db, "agent_key") or ""
-        if not key or not hmac.compare_digest(key, expected):
-            raise Unauthorized("invalid daemon key")
+    if not secret_matches(request.headers.get("x-daemon-key", ""), expected):
+        raise Unauthorized("invalid daemon key")
+
+
+# parameters resolve in order: the key is checked before json_body reads the body
+@router.post("/agent/v1/register", status_code=201, response_model=None,
+             openapi_extra=doc.json_body(doc.AgentRegistration),
+             responses={201: {"model": doc.AgentRegistered}, 400: {"model": doc.AgentError},
+                        401: {"model": doc.AgentError}, 413: {"model": doc.AgentError}})
+def register(request: Request, _key: None = Depends(daemon_key_checked),
+             body: Any = Depends(json_body)):
+    grid = request.app.state.grid
+    with tx(request) as db:
         if not isinstance(body, dict):
             raise BadRequest("body must be a JSON object describing the server")
         fields = {f: _str(body, f) for f in STR_FIELDS}
@@ -148,7 +165,9 @@ def register(request: Request, body: Any = Depends(json_body)):
                      server=srv, group=group, actor="agent")
         _record_duplicates(db, srv)
         out = {"server_id": srv.id, "agent_secret": secret, "group_id": group.id}
-    grid.notifier.notify_all()
+        # the servers whose firewall lists this group's members
+        wake = fw.affected_groups(db, source_groups=[group.id])
+    grid.notifier.notify_many(groups=wake)
     return out
 
 
@@ -178,50 +197,49 @@ def _policies_for(db: Session, srv: Server) -> List[Dict[str, Any]]:
     return out
 
 
-def _poll_once(request: Request, fw_version: Optional[int], force: bool,
-               hand_out: bool = True) -> Optional[Dict[str, Any]]:
+def _poll_check(request: Request, fw_version: Optional[int]
+                ) -> Tuple[Optional[Dict[str, Any]], str, int]:
+    """One look at the database for a long-poll: (the answer if there is one now, the
+    server's group, its firewall version). Hands out the server's open commands."""
     with tx(request) as db:
         srv = agent_server(db, request)
-        reactivated = _mark_seen(db, srv)
+        # a missing server turning active changes no firewall (missing servers stay in
+        # their groups' sources): nobody to wake
+        _mark_seen(db, srv)
+        now = utcnow()
+        rows = db.scalars(select(Command).where(
+            Command.server_id == srv.id,
+            Command.status.in_(("queued", "pending"))).order_by(Command.created_at)).all()
+        # A pending command is handed out again: an agent polls only when it has nothing
+        # left to run, so one it has not started never reached it (say the grid restarted
+        # while answering the poll that carried it).
         commands = []
-        if hand_out:
-            now = utcnow()
-            rows = db.scalars(select(Command).where(
-                Command.server_id == srv.id,
-                Command.status.in_(("queued", "pending"))).order_by(Command.created_at)).all()
-            # A pending command is handed out again: an agent polls only when it has nothing
-            # left to run, so one it has not started never reached it (say the grid restarted
-            # while answering the poll that carried it).
-            for c in rows:
-                c.status = "pending"
-                c.updated_at = now
-                if c.scan_id:
-                    sc = db.get(Scan, c.scan_id)
-                    if sc is not None and sc.status in ("queued", "pending"):
-                        sc.status = "pending"
-                commands.append({"id": c.id, "name": c.name,
-                                 "policies": _policies_for(db, srv)})
+        for c in rows:
+            c.status = "pending"
+            c.updated_at = now
+            if c.scan_id:
+                sc = db.get(Scan, c.scan_id)
+                if sc is not None and sc.status in ("queued", "pending"):
+                    sc.status = "pending"
+            commands.append({"id": c.id, "name": c.name, "policies": _policies_for(db, srv)})
         version, _policy = fw.current(db, srv)
         answer = None
-        if commands or force or (fw_version is not None and fw_version != version):
+        if commands or (fw_version is not None and fw_version != version):
             answer = {"commands": commands, "firewall_version": version}
-    if reactivated:
-        request.app.state.grid.notifier.notify_all()
-    return answer
+        return answer, srv.group_id, version
 
 
-def _auth_only(request: Request) -> str:
-    with tx(request) as db:
-        srv = agent_server(db, request)
-        reactivated = _mark_seen(db, srv)
-        sid = srv.id
-    if reactivated:
-        request.app.state.grid.notifier.notify_all()
-    return sid
+def _claimed_server_id(request: Request) -> str:
+    """The server id the credential names (checked by the poll's transaction)."""
+    cred = request.headers.get("authorization", "")[6:].strip()
+    return cred.partition(":")[0][:64]
 
 
 @router.get("/agent/v1/poll")
 async def poll(request: Request):
+    """Long-poll (PROTOCOL.md). The database is read when the poll starts and again only
+    when a change that can alter this server's answer wakes it (notify.py): an idle poll
+    costs one transaction however long it waits."""
     grid = request.app.state.grid
     q = request.query_params
     try:
@@ -238,28 +256,34 @@ async def poll(request: Request):
             fw_version = int(fwv_raw)
         except ValueError:
             raise BadRequest("firewall_version must be an integer")
-    server_id = await run_in_threadpool(_auth_only, request)
+    notifier = grid.notifier
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
-    ev = grid.notifier.register(server_id)
+    # registered before the first look: a command queued after that look wakes this poll,
+    # one queued before it is in the look's answer
+    waiter = notifier.register(_claimed_server_id(request))
     try:
         while True:
-            ev.clear()
-            if await request.is_disconnected():
-                return Response(status_code=204)
-            answer = await run_in_threadpool(_poll_once, request, fw_version, False)
+            waiter.event.clear()
+            since = notifier.mark()
+            answer, group_id, version = await run_in_threadpool(_poll_check, request,
+                                                                fw_version)
             if answer is not None:
                 return answer
+            notifier.set_group(waiter, group_id, since)
             remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            try:
-                await asyncio.wait_for(ev.wait(), min(remaining, 5.0))
-            except asyncio.TimeoutError:
-                pass
-        return await run_in_threadpool(_poll_once, request, fw_version, True)
+            if remaining > 0:
+                try:
+                    await asyncio.wait_for(waiter.event.wait(), remaining)
+                except asyncio.TimeoutError:
+                    pass
+            if not waiter.event.is_set():
+                # nothing that could change the answer happened since the last look
+                return {"commands": [], "firewall_version": version}
+            if await request.is_disconnected():
+                return Response(status_code=204)
     finally:
-        grid.notifier.unregister(server_id, ev)
+        notifier.unregister(waiter)
 
 
 def _open_command(db: Session, srv: Server, command_id: str) -> Command:
@@ -294,12 +318,44 @@ def start_command(command_id: str, request: Request):
 
 FINDING_STATUSES = ("good", "bad", "indeterminate")
 
+def _too_much(what: str) -> PayloadTooLarge:
+    return PayloadTooLarge("scan result too large: " + what)
+
+
+def _text(value: str) -> str:
+    return value if len(value) <= MAX_TEXT else value[:MAX_TEXT - len(TRUNCATED)] + TRUNCATED
+
+
+def _bounded(value: Any, where: str, depth: int = 0) -> Any:
+    """A detail's value with long texts cut; 413 for one nested or wide beyond the limits."""
+    if isinstance(value, str):
+        return _text(value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if depth >= MAX_DEPTH:
+        raise _too_much("%s is nested deeper than %d levels" % (where, MAX_DEPTH))
+    limit = MAX_DETAIL_FIELDS if depth == 0 else MAX_ITEMS
+    if len(value) > limit:
+        raise _too_much("%s has %d items (at most %d)" % (where, len(value), limit))
+    if isinstance(value, list):
+        return [_bounded(v, "%s[%d]" % (where, i), depth + 1) for i, v in enumerate(value)]
+    out = {}
+    for k, v in value.items():  # JSON objects only: json_body made it
+        if len(k) > MAX_NAME:
+            raise _too_much("%s has a field name longer than %d characters"
+                            % (where, MAX_NAME))
+        out[k] = _bounded(v, "%s.%s" % (where, k), depth + 1)
+    return out
+
 
 def _findings(raw: Any) -> List[Dict[str, Any]]:
     if raw is None:
         return []
     if not isinstance(raw, list):
         raise BadRequest("scan.findings must be a list")
+    if len(raw) > MAX_FINDINGS:
+        raise _too_much("scan.findings has %d findings (at most %d)"
+                        % (len(raw), MAX_FINDINGS))
     out = []
     for i, f in enumerate(raw):
         if not isinstance(f, dict):
@@ -311,12 +367,23 @@ def _findings(raw: Any) -> List[Dict[str, Any]]:
         details = f.get("details") or []
         if not isinstance(details, list):
             raise BadRequest("scan.findings[%d].details must be a list" % i)
+        if len(details) > MAX_DETAILS:
+            raise _too_much("scan.findings[%d].details has %d details (at most %d)"
+                            % (i, len(details), MAX_DETAILS))
+        for j, d in enumerate(details):
+            if not isinstance(d, dict):
+                raise BadRequest("scan.findings[%d].details[%d] must be an object" % (i, j))
+        details = [_bounded(d, "scan.findings[%d].details[%d]" % (i, j))
+                   for j, d in enumerate(details)]
         crit = f.get("critical", False)
         if not isinstance(crit, bool):
             raise BadRequest("scan.findings[%d].critical must be true or false" % i)
         rule_name = f.get("rule_name")
         policy_id = f.get("policy_id")
-        out.append({"rule_name": None if rule_name is None else str(rule_name),
+        if policy_id is not None and len(str(policy_id)) > POLICY_ID_MAX:
+            raise BadRequest("scan.findings[%d].policy_id is longer than %d characters"
+                             % (i, POLICY_ID_MAX))
+        out.append({"rule_name": None if rule_name is None else _text(str(rule_name)),
                     "policy_id": None if policy_id is None else str(policy_id),
                     "critical": crit, "status": status, "details": details})
     return out
@@ -334,8 +401,12 @@ def _agent_time(scan: Dict[str, Any], field: str) -> Optional[_dt.datetime]:
         raise BadRequest("scan.%s must be an ISO 8601 string" % field)
 
 
-@router.post("/agent/v1/commands/{command_id}/result", status_code=204)
-def command_result(command_id: str, request: Request, body: Any = Depends(json_body)):
+@router.post("/agent/v1/commands/{command_id}/result", status_code=204,
+             openapi_extra=doc.json_body(doc.AgentCommandResult),
+             responses={400: {"model": doc.AgentError}, 401: {"model": doc.AgentError},
+                        413: {"model": doc.AgentError}})
+def command_result(command_id: str, request: Request, _agent: str = Depends(agent_checked),
+                   body: Any = Depends(json_body)):
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object with status and scan")
     status = body.get("status")
@@ -349,8 +420,8 @@ def command_result(command_id: str, request: Request, body: Any = Depends(json_b
     started = _agent_time(scan_obj, "agent_started_at")
     completed = _agent_time(scan_obj, "agent_completed_at")
     reason = body.get("result")
-    if reason is not None and not isinstance(reason, str):
-        reason = str(reason)
+    if reason is not None:
+        reason = _text(reason if isinstance(reason, str) else str(reason))
     with tx(request) as db:
         srv = agent_server(db, request)
         _mark_seen(db, srv)
@@ -366,8 +437,9 @@ def command_result(command_id: str, request: Request, body: Any = Depends(json_b
             db.add(sc)
             db.flush()
             c.scan_id = sc.id
-        for pos, f in enumerate(findings):
-            db.add(Finding(scan_id=sc.id, position=pos, **f))
+        if findings:  # one multi-row INSERT, not one ORM object per finding
+            db.execute(insert(Finding), [dict(f, scan_id=sc.id, position=pos)
+                                         for pos, f in enumerate(findings)])
         crit = sum(1 for f in findings if f["status"] == "bad" and f["critical"])
         noncrit = sum(1 for f in findings if f["status"] == "bad" and not f["critical"])
         ok = sum(1 for f in findings if f["status"] == "good")
@@ -406,13 +478,21 @@ def firewall(request: Request):
         return {"version": version, "policy": policy}
 
 
-@router.post("/agent/v1/firewall/status", status_code=204)
-def firewall_status(request: Request, body: Any = Depends(json_body)):
+FW_VERSION_MAX = 2 ** 31 - 1
+
+
+@router.post("/agent/v1/firewall/status", status_code=204,
+             openapi_extra=doc.json_body(doc.AgentFirewallStatus),
+             responses={400: {"model": doc.AgentError}, 401: {"model": doc.AgentError}})
+def firewall_status(request: Request, _agent: str = Depends(agent_checked),
+                    body: Any = Depends(json_body)):
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object with version and status")
     version, status = body.get("version"), body.get("status")
-    if isinstance(version, bool) or not isinstance(version, int):
-        raise BadRequest("version must be an integer")
+    # a version the grid handed out: an Integer column (a larger one was a 500)
+    if isinstance(version, bool) or not isinstance(version, int) or \
+            not 0 <= version <= FW_VERSION_MAX:
+        raise BadRequest("version must be an integer 0..%d" % FW_VERSION_MAX)
     if status not in ("applied", "failed"):
         raise BadRequest("status must be applied or failed")
     message = body.get("message")
@@ -421,7 +501,7 @@ def firewall_status(request: Request, body: Any = Depends(json_body)):
         _mark_seen(db, srv)
         changed = (srv.fw_status, srv.fw_status_version) != (status, version)
         srv.fw_status, srv.fw_status_version = status, version
-        srv.fw_status_message = None if message is None else str(message)
+        srv.fw_status_message = None if message is None else _text(str(message))
         if changed:
             record_event(db, "firewall_%s" % status, "Firewall policy %s" % status,
                          "Firewall version %d %s on server %s%s"

@@ -11,8 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from .. import fw
 from ..common import (DB, GridDep, HaloRoute, Paging, Reader, Writer, base_url, paginate,
-                      record_event, wake_agents)
+                      record_event, wake)
 from ..errors import NotFound, ValidationFailed, invalid
 from ..models import (FirewallPolicy, FirewallRule, FirewallService, FirewallZone, Group,
                       utcnow)
@@ -111,7 +112,7 @@ def update_fw_policy(policy_id: str, body: FirewallPolicyBody, p: Writer, db: DB
     _flush(db, fp.name)
     record_event(db, "firewall_policy_modified", "Firewall policy modified",
                  "Firewall policy %s was modified" % fp.name, actor=p.key_id, object_id=fp.id)
-    wake_agents(db, grid)
+    wake(db, grid, groups=fw.affected_groups(db, policies=[fp.id]))
     return Response(status_code=204)
 
 
@@ -128,8 +129,7 @@ def delete_fw_policy(policy_id: str, p: Writer, db: DB, grid: GridDep):
         db.delete(rule)
     record_event(db, "firewall_policy_deleted", "Firewall policy deleted",
                  "Firewall policy %s was deleted" % fp.name, actor=p.key_id, object_id=fp.id)
-    db.delete(fp)
-    wake_agents(db, grid)
+    db.delete(fp)  # no group uses it (refused above): no long-poll's answer changes
     return Response(status_code=204)
 
 
@@ -235,7 +235,7 @@ def create_rule(policy_id: str, body: FirewallRuleBody, request: Request, p: Wri
                  "A rule was added to firewall policy %s" % fp.name, actor=p.key_id,
                  object_id=rule.id)
     db.flush()
-    wake_agents(db, grid)
+    wake(db, grid, groups=fw.affected_groups(db, policies=[fp.id]))
     return {"firewall_rule": fw_rule_dict(db, rule, base_url(request))}
 
 
@@ -262,7 +262,7 @@ def update_rule(policy_id: str, rule_id: str, body: FirewallRuleBody, p: Writer,
     record_event(db, "firewall_rule_modified", "Firewall rule modified",
                  "A rule of firewall policy %s was modified" % fp.name, actor=p.key_id,
                  object_id=rule.id)
-    wake_agents(db, grid)
+    wake(db, grid, groups=fw.affected_groups(db, policies=[fp.id]))
     return Response(status_code=204)
 
 
@@ -281,7 +281,7 @@ def delete_rule(policy_id: str, rule_id: str, p: Writer, db: DB, grid: GridDep):
     record_event(db, "firewall_rule_deleted", "Firewall rule deleted",
                  "A rule of firewall policy %s was deleted" % fp.name, actor=p.key_id,
                  object_id=rule_id)
-    wake_agents(db, grid)
+    wake(db, grid, groups=fw.affected_groups(db, policies=[fp.id]))
     return Response(status_code=204)
 
 
@@ -331,6 +331,7 @@ def _crud_router(prefix: str, model: Any, key: str, keys: str, create_model: Typ
     ObjId = Annotated[str, Path(alias=id_name)]
     one = "/{%s}" % id_name
     column = FirewallRule.source_id if model is FirewallZone else FirewallRule.service_id
+    uses = "zones" if model is FirewallZone else "services"  # fw.affected_groups' argument
 
     @router.get("", response_model=list_model, name="list_" + keys)
     def list_(request: Request, _p: Reader, db: DB, paging: Paging):
@@ -361,7 +362,7 @@ def _crud_router(prefix: str, model: Any, key: str, keys: str, create_model: Typ
         _flush(db, row.name)
         record_event(db, key + "_modified", title + " modified",
                      "%s %s was modified" % (key, row.name), actor=p.key_id, object_id=row.id)
-        wake_agents(db, grid)
+        wake(db, grid, groups=fw.affected_groups(db, **{uses: [row.id]}))
         return Response(status_code=204)
 
     @router.delete(one, status_code=204, response_class=Response,
@@ -373,8 +374,7 @@ def _crud_router(prefix: str, model: Any, key: str, keys: str, create_model: Typ
                           % (key, row.name))
         record_event(db, key + "_deleted", title + " deleted",
                      "%s %s was deleted" % (key, row.name), actor=p.key_id, object_id=row.id)
-        db.delete(row)
-        wake_agents(db, grid)
+        db.delete(row)  # no rule uses it (refused above): no long-poll's answer changes
         return Response(status_code=204)
 
     return router

@@ -9,13 +9,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from typing_extensions import Annotated
 
+from .. import fw
 from ..common import (DB, GridDep, HaloRoute, Paging, Reader, Servers, Writer, base_url,
-                      paginate, record_event, wake_agents)
+                      paginate, record_event, wake)
 from ..errors import ValidationFailed, invalid
 from ..models import FirewallPolicy, FirewallRule, Group, Policy, Server, utcnow
 from ..schemas import (ERROR_RESPONSES, GroupBody, GroupCreateBody, GroupIn, GroupList,
                        GroupResponse, QueryText, ServerList)
-from ..serialize import group_dict, server_dict
+from ..serialize import Lookup, group_dict, server_dicts
 from .util import get_or_404
 
 router = APIRouter(prefix="/v1/groups", tags=["groups"], route_class=HaloRoute,
@@ -99,7 +100,9 @@ def list_groups(request: Request, _p: Reader, db: DB, paging: Paging,
         stmt = stmt.where(Group.name == name)
     if tag:
         stmt = stmt.where(Group.tag == tag)
-    return paginate(request, db, stmt, "groups", lambda g: group_dict(db, g, base), paging)
+    lookup = Lookup(db)  # parents read once for the page
+    return paginate(request, db, stmt, "groups", lambda g: group_dict(db, g, base, lookup),
+                    paging)
 
 
 @router.post("", status_code=201, response_model=GroupResponse)
@@ -112,7 +115,7 @@ def create_group(body: GroupCreateBody, request: Request, p: Writer, db: DB, gri
     _flush_unique(db, fields)
     record_event(db, "group_created", "Server group created",
                  "Group %s was created" % g.name, group=g, actor=p.key_id)
-    wake_agents(db, grid)
+    # nothing refers to a new group yet: no long-poll's answer changes
     return {"group": group_dict(db, g, base_url(request))}
 
 
@@ -135,7 +138,8 @@ def update_group(group_id: str, body: GroupBody, p: Writer, db: DB, grid: GridDe
         record_event(db, "group_modified", "Server group modified",
                      "Group %s changed: %s" % (g.name, ", ".join(sorted(changed))),
                      group=g, actor=p.key_id)
-    wake_agents(db, grid)
+        # its members (its firewall policy) and the servers whose firewall rules name it
+        wake(db, grid, groups=fw.affected_groups(db, groups=[g.id], source_groups=[g.id]))
     return Response(status_code=204)
 
 
@@ -171,8 +175,11 @@ def delete_group(group_id: str, p: Writer, db: DB, grid: GridDep,
                          server=s, group=parent, actor=p.key_id)
     record_event(db, "group_deleted", "Server group deleted",
                  "Group %s was deleted" % g.name, group=g, actor=p.key_id)
+    if members:
+        # no rule names the deleted group (refused above); the parent's membership changed
+        wake(db, grid, servers=[s.id for s in members],
+             groups=fw.affected_groups(db, source_groups=[g.parent_id]))
     db.delete(g)
-    wake_agents(db, grid)
     return Response(status_code=204)
 
 
@@ -181,5 +188,5 @@ def group_servers(group_id: str, request: Request, _p: Reader, db: DB, paging: P
                   filters: Servers):
     base = base_url(request)
     get_or_404(db, Group, group_id, "group")
-    return paginate(request, db, filters.query(group_ids=[group_id]), "servers",
-                    lambda s: server_dict(db, s, base), paging)
+    return paginate(request, db, filters.query(group_ids=[group_id]), "servers", None, paging,
+                    render_page=lambda rows: server_dicts(db, rows, base))

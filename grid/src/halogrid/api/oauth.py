@@ -5,6 +5,7 @@ import logging
 
 from fastapi import APIRouter, Request
 
+from ..agent_schemas import AgentError, OAuthAccessToken
 from ..auth import (check_blocked, check_network, check_secret, client_host, find_key,
                     issue_token, key_state, parse_basic)
 from ..common import tx
@@ -15,7 +16,9 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 
-@router.post("/oauth/access_token")
+@router.post("/oauth/access_token", response_model=OAuthAccessToken,
+             responses={400: {"model": AgentError}, 401: {"model": AgentError},
+                        403: {"model": AgentError}, 429: {"model": AgentError}})
 def access_token(request: Request):
     grid = request.app.state.grid
     # client_credentials is the only grant there is; a missing grant_type means it too

@@ -5,15 +5,16 @@ from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
 from typing_extensions import Annotated
 
+from .. import fw
 from ..common import (DB, RESULT_MODULES, SCAN_MODULES, CsvQuery, GridDep, HaloRoute, Paging,
                       Reader, Servers, Writer, base_url, csv_param, paginate, record_event,
-                      wake_agents)
+                      wake, wake_agents)
 from ..deadlines import close_server_commands
 from ..errors import NotFound, invalid
 from ..models import Command, Group, Scan, Server, utcnow
 from ..schemas import (ERROR_RESPONSES, CommandResponse, LatestResult, ScanBody, ServerBody,
                        ServerList, ServerResponse)
-from ..serialize import command_dict, scan_dict, server_dict
+from ..serialize import command_dict, scan_dict, server_dict, server_dicts
 from .util import get_by_id, get_or_404
 
 router = APIRouter(prefix="/v1/servers", tags=["servers"], route_class=HaloRoute,
@@ -27,8 +28,8 @@ def list_servers(request: Request, _p: Reader, db: DB, paging: Paging, filters: 
                  group_id: Annotated[CsvQuery, Query(description="Comma list of group ids")
                                      ] = None):
     base = base_url(request)
-    return paginate(request, db, filters.query(csv_param(group_id)), "servers",
-                    lambda s: server_dict(db, s, base), paging)
+    return paginate(request, db, filters.query(csv_param(group_id)), "servers", None, paging,
+                    render_page=lambda rows: server_dicts(db, rows, base))
 
 
 @router.get("/{server_id}", response_model=ServerResponse)
@@ -40,6 +41,7 @@ def get_server(server_id: str, request: Request, _p: Reader, db: DB):
 @router.put("/{server_id}", status_code=204, response_class=Response)
 def update_server(server_id: str, body: ServerBody, p: Writer, db: DB, grid: GridDep):
     s = get_or_404(db, Server, server_id, "server")
+    old_group = s.group_id
     obj = body.server
     given = obj.model_fields_set
     if obj.retire is None and obj.group_id is None and "server_label" not in given:
@@ -72,7 +74,12 @@ def update_server(server_id: str, body: ServerBody, p: Writer, db: DB, grid: Gri
                      "Server %s was retired" % s.hostname, server=s, actor=p.key_id)
         # its agent is refused from now on (410): nobody will ever answer them
         close_server_commands(db, s, "server retired before the command finished")
-    wake_agents(db, grid)
+    # the server itself (its group, or a 410 once retired), and the servers whose firewall
+    # lists the members of its old or new group
+    groups = set()
+    if s.group_id != old_group or obj.retire:
+        groups = fw.affected_groups(db, source_groups={old_group, s.group_id})
+    wake(db, grid, servers=[s.id], groups=groups)
     return Response(status_code=204)
 
 

@@ -1,0 +1,291 @@
+"""What a long-poll costs and whom a change wakes (issue 12): a grid served in this process,
+so the tests can count the database transactions of a poll and the polls a change wakes."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import threading
+import time
+from typing import Any, Dict, Iterator, List
+
+import pytest
+import requests
+import uvicorn
+from sqlalchemy import event
+
+from gridhelpers import PG_ADMIN_URL, fresh_pg_database, register, unique
+from halogrid.api import agent as agent_api
+from halogrid.app import create_app
+from halogrid.auth import create_api_key
+from halogrid.config import Config
+from halogrid.testing import GridAPI
+
+
+class InProcessGrid:
+    """uvicorn serving create_app() in a thread; `.grid` is the app's Grid object."""
+
+    def __init__(self, db: str) -> None:
+        self.app = create_app(Config(db=db, rate_limit=0))
+        self.grid = self.app.state.grid
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port,
+                                                    log_level="warning",
+                                                    timeout_graceful_shutdown=1))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def agent_key(self) -> str:
+        from halogrid.db import get_setting
+        with self.grid.Session() as db:
+            return get_setting(db, "agent_key")
+
+    def api(self) -> GridAPI:
+        with self.grid.Session() as db, db.begin():
+            key_id, secret = create_api_key(db)
+        return GridAPI(self.url, key_id, secret)
+
+    def __enter__(self) -> "InProcessGrid":
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert time.monotonic() < deadline and self.thread.is_alive(), "grid did not start"
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+    def polling(self, server_id: str) -> bool:
+        return server_id in self.grid.notifier.polling()
+
+    def waiting(self, server_id: str) -> bool:
+        """Whether the server's poll has had its first look and is waiting (filed under its
+        group, which happens right after the look)."""
+        return self.grid.notifier.waiting(server_id)
+
+
+@pytest.fixture(scope="module")
+def igrid(tmp_path_factory) -> Iterator[InProcessGrid]:
+    with contextlib.ExitStack() as stack:
+        db = (stack.enter_context(fresh_pg_database()) if PG_ADMIN_URL
+              else str(tmp_path_factory.mktemp("igrid") / "grid.db"))
+        yield stack.enter_context(InProcessGrid(db))
+
+
+@pytest.fixture(scope="module")
+def iapi(igrid) -> GridAPI:
+    return igrid.api()
+
+
+def until(predicate, what: str, timeout: float = 20.0) -> None:
+    """Wait for a state of the grid (not a sleep standing in for an assert)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting for " + what
+        time.sleep(0.02)
+
+
+class PollThread:
+    """A long-poll in a thread."""
+
+    def __init__(self, agent, wait: float, firewall_version: Any) -> None:
+        self.out: Dict[str, Any] = {}
+        self.thread = threading.Thread(target=lambda: self.out.setdefault(
+            "r", agent.poll(wait=wait, firewall_version=firewall_version)), daemon=True)
+        self.thread.start()
+
+    def answer(self, timeout: float) -> Any:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the poll did not answer"
+        assert self.out["r"].status_code == 200, self.out["r"].text
+        return self.out["r"].json()
+
+
+@contextlib.contextmanager
+def transactions(engine) -> Iterator[List[float]]:
+    """The times at which a transaction began on `engine` while the block ran."""
+    begun: List[float] = []
+
+    def on_begin(_conn):
+        begun.append(time.monotonic())
+
+    event.listen(engine, "begin", on_begin)
+    try:
+        yield begun
+    finally:
+        event.remove(engine, "begin", on_begin)
+
+
+def test_an_idle_poll_reads_the_database_once(igrid):
+    """A poll that waits its whole `wait` looks at the database when it starts and never
+    again: no periodic re-check, no second transaction to answer at the end."""
+    a = register(igrid)
+    fwv = a.poll().json()["firewall_version"]
+    with transactions(igrid.grid.engine) as begun:
+        started = time.monotonic()
+        r = a.poll(wait=3, firewall_version=fwv)
+        ended = time.monotonic()
+    assert r.status_code == 200 and r.json() == {"commands": [], "firewall_version": fwv}
+    assert ended - started >= 2.9  # it did wait
+    assert len(begun) == 1, begun
+
+
+def test_a_command_queued_while_a_poll_waits_is_delivered_at_once(igrid, iapi):
+    a = register(igrid)
+    fwv = a.poll().json()["firewall_version"]
+    poll = PollThread(a, wait=30, firewall_version=fwv)
+    until(lambda: igrid.waiting(a.server_id), "the poll to wait")
+    cmd = iapi.scan(a.server_id)
+    # answered well before its 30 s: by the wake-up, not by a periodic look
+    ans = poll.answer(timeout=15)
+    assert [c["id"] for c in ans["commands"]] == [cmd["id"]]
+
+
+def test_a_command_queued_right_after_the_polls_first_look_is_not_missed(igrid, iapi,
+                                                                         monkeypatch):
+    """The race of "queued just before the poll began waiting": the command is committed
+    (and its wake-up sent) after the poll's first look found nothing, before it waits."""
+    a = register(igrid)
+    fwv = a.poll().json()["firewall_version"]
+    look = agent_api._poll_check
+    queued: Dict[str, Any] = {}
+
+    def look_then_queue(request, fw_version):
+        answer = look(request, fw_version)
+        if not queued:
+            queued["cmd"] = iapi.scan(a.server_id)
+        return answer
+
+    monkeypatch.setattr(agent_api, "_poll_check", look_then_queue)
+    ans = PollThread(a, wait=30, firewall_version=fwv).answer(timeout=15)
+    assert [c["id"] for c in ans["commands"]] == [queued["cmd"]["id"]]
+
+
+def test_a_firewall_change_right_after_the_polls_first_look_is_not_missed(igrid, iapi,
+                                                                          monkeypatch):
+    """The same race for a group's wake-up: the poll learns its group from its look, so a
+    change to that group committed between the look and the wait must still wake it."""
+    tag = unique("racetag")
+    g = iapi.create_group(unique("raceg"), tag=tag)
+    fp = iapi.ok("POST", "/v1/firewall_policies", {"firewall_policy": {
+        "name": unique("racefw"), "platform": "linux"}})["firewall_policy"]
+    a = register(igrid, tag=tag)
+    fwv = a.poll(firewall_version=-1).json()["firewall_version"]
+    look = agent_api._poll_check
+    changed: Dict[str, Any] = {}
+
+    def look_then_change(request, fw_version):
+        answer = look(request, fw_version)
+        if not changed:
+            changed["done"] = True
+            iapi.put("/v1/groups/%s" % g["id"], {"group": {"linux_firewall_policy_id": fp["id"]}})
+        return answer
+
+    monkeypatch.setattr(agent_api, "_poll_check", look_then_change)
+    ans = PollThread(a, wait=30, firewall_version=fwv).answer(timeout=15)
+    assert ans["firewall_version"] != fwv and ans["commands"] == []
+
+
+def test_a_move_wakes_only_the_agents_whose_answer_it_changes(igrid, iapi):
+    """Moving a server wakes that server and the members of groups whose firewall policy
+    has the old or new group as a source; every other open poll sleeps on."""
+    tags = {k: unique(k) for k in ("src", "dst", "guard", "other")}
+    groups = {k: iapi.create_group(unique(k + "g"), tag=t) for k, t in tags.items()}
+    fp = iapi.ok("POST", "/v1/firewall_policies", {"firewall_policy": {
+        "name": unique("guardfw"), "platform": "linux"}})["firewall_policy"]
+    iapi.ok("POST", "/v1/firewall_policies/%s/firewall_rules" % fp["id"], {"firewall_rule": {
+        "chain": "INPUT", "action": "ACCEPT",
+        "firewall_source": {"id": groups["src"]["id"], "type": "Group"}}})
+    iapi.put("/v1/groups/%s" % groups["guard"]["id"],
+             {"group": {"linux_firewall_policy_id": fp["id"]}})
+    mover = register(igrid, tag=tags["src"], ip="198.18.7.1")
+    guard = register(igrid, tag=tags["guard"], ip="198.18.7.2")
+    bystanders = [register(igrid, tag=tags["other"], ip="198.18.7.%d" % (3 + i))
+                  for i in range(3)] + [register(igrid, tag=tags["dst"], ip="198.18.7.9")]
+    everyone = [mover, guard] + bystanders
+    versions = {a.server_id: a.poll(firewall_version=-1).json()["firewall_version"]
+                for a in everyone}
+    polls = {a.server_id: PollThread(a, wait=30, firewall_version=versions[a.server_id])
+             for a in everyone}
+    until(lambda: all(igrid.waiting(a.server_id) for a in everyone), "every poll to wait")
+    woken = igrid.grid.notifier.woken
+
+    iapi.put("/v1/servers/%s" % mover.server_id, {"server": {"group_id": groups["dst"]["id"]}})
+    # the guard's firewall lists the source group's members: one address fewer
+    ans = polls[guard.server_id].answer(timeout=15)
+    assert ans["firewall_version"] != versions[guard.server_id]
+    until(lambda: igrid.grid.notifier.woken - woken >= 2, "the wake-ups")
+    # the mover's answer did not change (neither group has a policy): it went on waiting
+    until(lambda: igrid.waiting(mover.server_id), "the mover to wait again")
+    assert igrid.grid.notifier.woken - woken == 2
+    for a in bystanders:
+        assert igrid.polling(a.server_id) and polls[a.server_id].thread.is_alive()
+
+    # a scan for one bystander wakes that one only
+    woken = igrid.grid.notifier.woken
+    cmd = iapi.scan(bystanders[0].server_id)
+    assert polls[bystanders[0].server_id].answer(timeout=15)["commands"][0]["id"] == cmd["id"]
+    assert igrid.grid.notifier.woken - woken == 1
+    for a in bystanders[1:]:
+        assert polls[a.server_id].thread.is_alive()
+
+
+def test_a_client_that_disconnects_mid_request_is_no_server_error(igrid, caplog):
+    """A client gone before its body arrived is logged as such, not as a 500 with a
+    traceback."""
+    caplog.set_level(logging.INFO, logger="halogrid")
+    a = register(igrid)
+    cred = "Agent %s:%s" % (a.server_id, a.secret)
+    for path, headers in (("/agent/v1/register", "X-Daemon-Key: %s\r\n" % igrid.agent_key),
+                          ("/agent/v1/firewall/status", "Authorization: %s\r\n" % cred)):
+        caplog.clear()
+        with socket.create_connection(("127.0.0.1", igrid.port)) as s:
+            s.sendall(("POST %s HTTP/1.1\r\nHost: x\r\n%sContent-Type: application/json\r\n"
+                       "Content-Length: 1000\r\n\r\n{\"hostname\": " % (path, headers)).encode())
+            time.sleep(0.3)  # let the grid start reading the body, then hang up
+        until(lambda: any("disconnected" in r.getMessage() for r in caplog.records),
+              "the disconnect to be logged")
+        # the grid is still there, and nothing was logged as an error
+        assert a.poll().status_code == 200
+        errors = [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+        assert not errors, [r.getMessage() for r in errors]
+
+
+def test_healthz_answers_while_every_worker_thread_is_busy(igrid, monkeypatch):
+    """/healthz is answered on the event loop: database work filling the threadpool (one
+    thread here, held by a poll's look) does not hold it up."""
+    loop = igrid.grid.notifier.loop
+
+    async def set_tokens(n):
+        import anyio.to_thread
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        old, limiter.total_tokens = limiter.total_tokens, n
+        return old
+
+    entered, release = threading.Event(), threading.Event()
+    look = agent_api._poll_check
+
+    def blocked_look(request, fw_version):
+        entered.set()
+        release.wait(30)
+        return look(request, fw_version)
+
+    a = register(igrid)
+    old = asyncio.run_coroutine_threadsafe(set_tokens(1), loop).result(10)
+    try:
+        monkeypatch.setattr(agent_api, "_poll_check", blocked_look)
+        poll = PollThread(a, wait=0, firewall_version=None)
+        assert entered.wait(15), "the poll did not take the thread"
+        r = requests.get(igrid.url + "/healthz", timeout=10)
+        assert r.status_code == 200 and r.json()["status"] == "ok"
+        assert poll.thread.is_alive()  # the thread was still held
+    finally:
+        release.set()
+        asyncio.run_coroutine_threadsafe(set_tokens(old), loop).result(10)
+    poll.answer(timeout=15)
