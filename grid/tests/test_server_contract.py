@@ -147,7 +147,7 @@ def test_firewall_services_and_zones_check_ports_and_networks(api):
         "name": unique("svc"), "port": "22,80-90", "protocol": "tcp"}})["firewall_service"]
     assert ok["port"] == "22,80-90" and ok["protocol"] == "TCP"
     r = api.post("/v1/firewall_zones", {"firewall_zone": {"name": unique("z"),
-                                                           "ip_address": "10.0.0.1, nope"}})
+                                                           "ip_address": "198.19.0.1, nope"}})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "ip_address"
 
 
@@ -176,7 +176,7 @@ def test_names_over_255_characters_are_422(api, grid):
          "platform"),
         ("POST", "/v1/firewall_policies", {"firewall_policy": {"name": long}}, "name"),
         ("POST", "/v1/firewall_zones", {"firewall_zone": {"name": long,
-                                                           "ip_address": "10.0.0.1"}}, "name"),
+                                                           "ip_address": "198.19.0.1"}}, "name"),
         ("POST", "/v1/firewall_services", {"firewall_service": {"name": long}}, "name"),
     ]
     for method, path, body, field in cases:

@@ -98,9 +98,9 @@ def test_key_expiry(tmp_path):
 
 def test_allow_from_networks(tmp_path):
     with grid_db(tmp_path) as (_db, opts), GridProcess(tmp_path, rate_limit=0, **opts) as g:
-        key = create_key(g, "--allow-from", "127.0.0.2/32", "--allow-from", "10.1.2.3/8")
-        assert key["allow_from"] == ["127.0.0.2/32", "10.0.0.0/8"]
-        assert listed(g)[key["key_id"]]["allow_from"] == ["127.0.0.2/32", "10.0.0.0/8"]
+        key = create_key(g, "--allow-from", "127.0.0.2/32", "--allow-from", "198.18.2.3/15")
+        assert key["allow_from"] == ["127.0.0.2/32", "198.18.0.0/15"]
+        assert listed(g)[key["key_id"]]["allow_from"] == ["127.0.0.2/32", "198.18.0.0/15"]
         kid, secret = key["key_id"], key["secret_key"]
 
         r = token_request(g.url, kid, secret, source="127.0.0.1")
@@ -123,7 +123,7 @@ def test_allow_from_networks(tmp_path):
         assert token_request(g.url, free["key_id"], free["secret_key"],
                              source="127.0.0.3").status_code == 200
 
-        for bad in ("10.0.0.300/8", "example.org", "10.0.0.0/40"):
+        for bad in ("198.18.0.300/15", "example.org", "198.18.0.0/40"):
             out = cli(g, "keys", "create", "--allow-from", bad)
             assert out.returncode == 2 and "allow-from" in out.stderr, bad
 
