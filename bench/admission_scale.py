@@ -26,7 +26,6 @@ from pathlib import Path
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402
 import seed_style  # noqa: E402
 from fleet import Fleet, FleetThread, print_figures  # noqa: E402

@@ -16,12 +16,9 @@ import argparse
 import concurrent.futures
 import os
 import random
-import sys
 import threading
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib  # noqa: E402
 from fleet import Fleet, FleetThread, print_figures  # noqa: E402
 from halogrid.testing import GridProcess  # noqa: E402
