@@ -274,8 +274,8 @@ from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_module import HaloBaseModule
+from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_scanning import CHECK_FIELDS
 
-CHECK_FIELDS = ("type", "target", "config_key", "expected", "actual", "status", "reason")
 # Statuses that carry no verdict on compliance, for results without the ``error`` key.
 NO_VERDICT_STATUSES = (None, "", "error", "timed_out", "failed")
 # Characters XML 1.0 cannot carry at all (ElementTree would write them and produce a file no
