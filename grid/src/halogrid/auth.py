@@ -17,6 +17,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from .errors import Forbidden, Gone, RateLimited, Unauthorized
+from .db import transaction
 from .models import ApiKey, Server, Token, utcnow
 
 log = logging.getLogger(__name__)
@@ -176,7 +177,7 @@ def authenticate(request: Request) -> Principal:
     if not token:
         raise Unauthorized("invalid_token")
     check_blocked(request)
-    with grid.Session() as db:
+    with transaction(grid.Session, read_only=True) as db:
         now = utcnow()
         row = db.get(Token, hash_secret(token))
         if row is None:
@@ -245,7 +246,7 @@ def agent_server(db: Session, request: Request) -> Server:
 def agent_checked(request: Request) -> str:
     """Dependency of the agent routes that take a body: the agent credential is checked
     (401 / 410 / 429) before the body is read. The id of the caller's server."""
-    with request.app.state.grid.Session() as db:
+    with transaction(request.app.state.grid.Session, read_only=True) as db:
         return agent_server(db, request).id
 
 

@@ -3,6 +3,8 @@ parameters, times, events."""
 from __future__ import annotations
 
 import datetime as _dt
+import functools
+import inspect
 import json
 import time
 from contextlib import contextmanager
@@ -16,6 +18,7 @@ from typing_extensions import Annotated
 
 from .auth import Principal, api_reader, api_writer
 from .config import Config
+from .db import transaction
 from .errors import BadRequest, invalid
 from .models import Event, Group, Server, utcnow
 from .schemas import QueryText
@@ -29,9 +32,8 @@ MAX_PAGE = 2 ** 31 - 1
 @contextmanager
 def tx(request: Request) -> Iterator[Session]:
     """One DB transaction for one request; commits when the block ends without error."""
-    with request.app.state.grid.Session() as db:
-        with db.begin():
-            yield db
+    with transaction(request.app.state.grid.Session) as db:
+        yield db
 
 
 def grid(request: Request):
@@ -53,14 +55,13 @@ def get_settings(g: GridDep) -> Config:
 Settings = Annotated[Config, Depends(get_settings)]
 
 
-def get_db(g: GridDep) -> Iterator[Session]:
-    """One transaction per request: committed when the route returns, rolled back if it
-    raises; what the route asked for with `after_commit` runs once the commit is done."""
-    with g.Session() as db:
-        with db.begin():
-            yield db
-        for fn in db.info.pop("after_commit", []):
-            fn()
+def get_db(request: Request, g: GridDep) -> Iterator[Session]:
+    """One transaction per request: committed when the route returns (HaloRoute commits it in
+    the route's thread), rolled back if it raises; what the route asked for with
+    `after_commit` runs once the commit is done. GET reads only (and so takes no write lock
+    on SQLite)."""
+    with transaction(g.Session, read_only=request.method in ("GET", "HEAD")) as db:
+        yield db
 
 
 # scope="function": the commit happens before the response is sent, so a client that got
@@ -91,13 +92,35 @@ def wake(db: Session, g: Any, servers: Iterable[str] = (), groups: Iterable[str]
         after_commit(db, lambda: g.notifier.notify_many(servers, groups))
 
 
+def commit_in_route(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """Commit the request's transaction (DB) in the route's own worker thread, when it returns.
+
+    FastAPI leaves a dependency's exit until the response is validated, and validates it in
+    the worker-thread pool: a transaction committed there held SQLite's write lock while it
+    waited for a thread, and the threads waited for that lock (every write stalled 30 s and
+    failed with "database is locked" under 100 agents)."""
+    @functools.wraps(endpoint)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        result = endpoint(*args, **kwargs)
+        for value in kwargs.values():
+            if isinstance(value, Session) and value.in_transaction():
+                value.commit()
+                for fn in value.info.pop("after_commit", []):
+                    fn()
+        return result
+    return run
+
+
 class HaloRoute(APIRoute):
     """Responses hold the fields the route set, no nulls for fields it left out (Halo omits
-    e.g. `findings` in scan lists and `next` on the last page)."""
+    e.g. `findings` in scan lists and `next` on the last page); the route commits its own
+    transaction (commit_in_route)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         kwargs["response_model_exclude_unset"] = True
-        super().__init__(*args, **kwargs)
+        if not inspect.iscoroutinefunction(endpoint):
+            endpoint = commit_in_route(endpoint)
+        super().__init__(path, endpoint, **kwargs)
 
 
 def base_url(request: Request) -> str:

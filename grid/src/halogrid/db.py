@@ -5,11 +5,15 @@ import json
 import logging
 import os
 import secrets
+import sqlite3
+import threading
+from contextlib import contextmanager
 from importlib import resources
-from typing import Optional
+from typing import Iterator, Optional
 
 from sqlalchemy import create_engine, event, inspect, select, text
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .models import Base, Group, Policy, Setting, ensure_indexes, utcnow
@@ -62,6 +66,60 @@ WORKER_THREADS = 40
 POOL = dict(pool_size=10, max_overflow=WORKER_THREADS + 10)
 
 
+READ_ONLY_OPTION = "halogrid_read_only"
+
+
+@contextmanager
+def transaction(factory: sessionmaker, read_only: bool = False) -> Iterator[Session]:
+    """A session in one transaction, committed when the block ends without error. A read-only
+    one does not take SQLite's write lock, so it reads beside a writer (and a write in it may
+    fail with "database is locked")."""
+    # the read-only maker's engine carries the option; the connection is still taken only at
+    # the first query (taken early, it waited with the request for a worker thread)
+    with (factory.read_only if read_only else factory)() as db, db.begin():
+        yield db
+
+
+SQLITE_WRITE_WAIT = 30.0  # seconds, as SQLite's busy timeout
+
+
+def _one_writer_at_a_time(engine: Engine) -> None:
+    """SQLite has one write lock. A transaction that may write takes it when it starts
+    (BEGIN IMMEDIATE), after its turn on a lock of this process, which hands the turn on the
+    moment the previous writer's connection goes back to the pool (after its commit).
+
+    SQLite's own busy handler polls with sleeps of up to 100 ms, so the lock can sit idle
+    while forty waiting threads sleep, and a waiter can lose every round until its timeout.
+    With the sqlite3 module's deferred transactions, a request that had read first could
+    also not upgrade to a write once another had committed. Read-only transactions
+    (`transaction(read_only=True)`) take neither lock: they read a snapshot beside the
+    writer. (A writer must still never wait for a worker thread while it holds its turn: see
+    common.commit_in_route.)"""
+    turn = threading.Lock()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        if conn.get_execution_options().get(READ_ONLY_OPTION):
+            conn.exec_driver_sql("BEGIN")
+            return
+        if not turn.acquire(timeout=SQLITE_WRITE_WAIT):
+            raise OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError(
+                "database is locked: no turn to write within %g s" % SQLITE_WRITE_WAIT))
+        conn.info["halogrid_write_turn"] = True
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            conn.info.pop("halogrid_write_turn", None)
+            turn.release()
+            raise
+
+    @event.listens_for(engine, "checkin")
+    def _end(_dbapi_conn, record):
+        # the connection comes back after its commit or rollback (or when it is invalidated)
+        if record.info.pop("halogrid_write_turn", False):
+            turn.release()
+
+
 def make_engine(path_or_url: str) -> Engine:
     url = db_url(path_or_url)
     if url.startswith("sqlite"):
@@ -75,6 +133,10 @@ def make_engine(path_or_url: str) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
+            # SQLAlchemy, not the sqlite3 module, starts the transactions (_one_writer_at_a_time)
+            dbapi_conn.isolation_level = None
+
+        _one_writer_at_a_time(engine)
     else:
         engine = create_engine(url, pool_pre_ping=True, **POOL)
     return engine
@@ -135,10 +197,11 @@ def _bundled_policies():
 def _add_missing_columns(engine: Engine) -> None:
     """A database made by an older grid lacks columns added since (create_all adds tables,
     never columns): add the missing nullable ones, so an upgrade keeps its data."""
-    insp = inspect(engine)
-    tables = set(insp.get_table_names())
     prep = engine.dialect.identifier_preparer
     with engine.begin() as conn:
+        # read through the same connection: on SQLite a second one would wait for its lock
+        insp = inspect(conn)
+        tables = set(insp.get_table_names())
         for table in Base.metadata.sorted_tables:
             if table.name not in tables:
                 continue
@@ -176,4 +239,8 @@ def init_db(engine: Engine) -> None:
 
 
 def session_factory(engine: Engine) -> sessionmaker:
-    return sessionmaker(bind=engine, expire_on_commit=False)
+    """Sessions on `engine`; `.read_only` makes sessions whose transactions only read."""
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    factory.read_only = sessionmaker(bind=engine.execution_options(**{READ_ONLY_OPTION: True}),
+                                     expire_on_commit=False)
+    return factory

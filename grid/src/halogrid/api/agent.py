@@ -20,7 +20,7 @@ from ..agent_schemas import (MAX_DEPTH, MAX_DETAIL_FIELDS, MAX_DETAILS, MAX_FIND
                              MAX_NAME, MAX_TEXT, POLICY_ID_MAX, TRUNCATED)
 from ..auth import agent_checked, agent_server, client_host, hash_secret, secret_matches
 from ..common import json_body, parse_time, record_event, tx
-from ..db import default_group, get_setting
+from ..db import default_group, get_setting, transaction
 from ..errors import (BadRequest, Conflict, HaloError, PayloadTooLarge, RateLimited,
                       Unauthorized)
 from ..models import Command, Finding, Group, Policy, Scan, Server, utcnow
@@ -118,7 +118,7 @@ def _record_duplicates(db: Session, srv: Server) -> None:
 
 def daemon_key_checked(request: Request) -> None:
     """Dependency of registration: the daemon key is checked before the body is read."""
-    with request.app.state.grid.Session() as db:
+    with transaction(request.app.state.grid.Session, read_only=True) as db:
         expected = get_setting(db, "agent_key") or ""
     if not secret_matches(request.headers.get("x-daemon-key", ""), expected):
         raise Unauthorized("invalid daemon key")
