@@ -38,6 +38,9 @@ class FakeGrid:
         self.polls = []                  # (server_id, query) of every poll
         self.starts, self.results = [], {}
         self.result_failures = 0         # answer that many result posts with 503 first
+        self.scan_refusal = None         # (status, error): the answer to every result with a scan
+        self.closed = set()              # command ids whose result gets 409 (closed at the grid)
+        self.result_posts = []           # (command id, body) of every result post
         self.firewall_version, self.firewall_policy = 1, None
         self.firewall_fetches, self.firewall_statuses = 0, []
         self.closing = threading.Event()
@@ -89,10 +92,17 @@ class FakeGrid:
                     self.body()
                     return self.reply(204)
                 if path.startswith("/agent/v1/commands/") and parts[-1] == "result":
+                    body = self.body()
+                    grid.result_posts.append((parts[-2], body))
                     if grid.result_failures:
                         grid.result_failures -= 1
                         return self.reply(503, {"error": "try again"})
-                    grid.results[parts[-2]] = self.body()
+                    if parts[-2] in grid.closed:
+                        return self.reply(409, {"error": "command %s is already failed" % parts[-2]})
+                    if grid.scan_refusal and "scan" in body:
+                        status, error = grid.scan_refusal
+                        return self.reply(status, {"error": error})
+                    grid.results[parts[-2]] = body
                     return self.reply(204)
                 if path == "/agent/v1/firewall/status":
                     grid.firewall_statuses.append(self.body())
@@ -252,6 +262,49 @@ def test_a_result_survives_a_grid_hiccup(grid, tmp_path, root, monkeypatch):
     grid.result_failures = 2
     assert agent(grid, tmp_path).run() == 0
     assert grid.results["cmd-1"]["status"] == "completed" and grid.result_failures == 0
+
+
+@pytest.mark.parametrize("status, error", [
+    (413, "scan result too large: scan.findings has 10001 findings (at most 10000)"),
+    (400, "scan.findings[0].policy_id is longer than 64 characters"),
+])
+def test_a_refused_result_is_reported_as_failed_with_the_grids_reason(grid, tmp_path, root,
+                                                                     status, error):
+    """Before: the refusal ended the run (GridError) and the command stayed `started` at the
+    grid until its deadline."""
+    policy = {"id": "pol-1", "rules": [{"name": "r", "checks": [{"object_type": "none"}]}]}
+    grid.queue = [{"id": "cmd-1", "name": "sca", "policies": [policy]},
+                  {"id": "cmd-2", "name": "sca", "policies": []}]
+    grid.scan_refusal = (status, error)
+    assert agent(grid, tmp_path).run() == 0
+    refused_body = grid.result_posts[0][1]
+    size = len(json.dumps(refused_body).encode())
+    assert grid.results["cmd-1"] == {"status": "failed", "result": (
+        "the grid refused the scan result (1 findings, %d bytes): HTTP %d %s" % (size, status, error))}
+    assert grid.results["cmd-2"]["status"] == "failed"  # the next command ran too
+
+
+def test_a_result_that_cannot_be_delivered_is_reported_as_failed(grid, tmp_path, root, monkeypatch):
+    monkeypatch.setattr(Agent, "_sleep", lambda self, seconds: None)
+    grid.queue = [{"id": "cmd-1", "name": "sca", "policies": []}]
+    grid.result_failures = 5  # every try of the full result; the short report gets through
+    assert agent(grid, tmp_path).run() == 0
+    assert [body.get("scan") is not None for _, body in grid.result_posts] == [True] * 5 + [False]
+    result = grid.results["cmd-1"]
+    assert result["status"] == "failed" and "scan" not in result
+    assert result["result"].startswith("the grid refused the scan result (0 findings, ")
+    assert result["result"].endswith("): HTTP 503 try again")
+
+
+def test_a_command_closed_at_the_grid_does_not_stop_the_next(grid, tmp_path, root):
+    """A result for a command the grid already failed (its deadline) gets 409: nothing to
+    report, and the commands after it still run."""
+    grid.queue = [{"id": "cmd-1", "name": "sca", "policies": []},
+                  {"id": "cmd-2", "name": "sca", "policies": []}]
+    grid.closed.add("cmd-1")
+    assert agent(grid, tmp_path).run() == 0
+    assert [cid for cid, _ in grid.result_posts] == ["cmd-1", "cmd-2"]
+    assert "cmd-1" not in grid.results and grid.results["cmd-2"]["status"] == "completed"
 
 
 def test_firewall_changes_are_applied_and_reported(grid, tmp_path, root, monkeypatch):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import socket
 from typing import Dict, List, Optional, Tuple
 
@@ -13,7 +14,7 @@ import requests
 from gridhelpers import PG_ADMIN_URL, Agent, fresh_pg_database, register, run_scan, unique
 from halogrid.bodylimit import API_MAX, SCAN_RESULT_MAX, SMALL_MAX
 from halogrid.api import agent as agentmod
-from halogrid.testing import GridProcess
+from halogrid.testing import AgentProcess, GridProcess
 
 BIG = 17 * 1000 * 1000  # the 17 MB of the issue
 
@@ -216,6 +217,143 @@ def test_a_policy_id_longer_than_its_column_is_400(grid, api, make_agent):
     cid = _open_scan(api, agent)
     r = agent.post("/agent/v1/commands/%s/result" % cid, _result([dict(GOOD, policy_id="p" * 65)]))
     assert r.status_code == 400 and "policy_id" in r.json()["error"]
+
+
+# -- 2b. the agent reports a refused result ----------------------------------------------------
+def _rules(n: int) -> List[dict]:
+    """n rules the agent answers at once: an unknown check type is indeterminate."""
+    return [{"name": "r%d" % i, "active": True, "checks": [{"object_type": "none", "active": True}]}
+            for i in range(n)]
+
+
+def _scan_by_real_agent(grid, api, tmp_path, rules: int) -> Tuple[dict, dict, AgentProcess]:
+    """A real haloagent in a group whose policy has `rules` rules, scanned once:
+    (the finished command, its scan, the agent)."""
+    tag = unique("big")
+    pol = api.ok("POST", "/v2/policies", {"policy": {"name": unique("big"), "platform": "linux",
+                                                     "rules": _rules(rules)}})["policy"]
+    api.create_group(tag, tag=tag, policy_ids=[pol["id"]])
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    with AgentProcess(grid.url, grid.agent_key, root=root, state_dir=tmp_path / "agent",
+                      tag=tag, poll_wait=5) as agent:
+        server = agent.wait_registered(api)
+        cmd = api.scan(server["id"])
+        # well within --command-timeout (600 s): a failure is the agent's report, not the
+        # grid's deadline (whose reason would say so)
+        done = api.wait_command(server["id"], cmd["id"], timeout=120)
+        scan = api.ok("GET", "/v1/scans/%s" % cmd["scan_id"])["scan"]
+    return done, scan, agent
+
+
+def test_an_agent_reports_a_result_beyond_the_bounds_as_failed(grid, api, tmp_path):
+    """Before: the agent logged the 413 and went on; the command stayed `started` until the
+    grid's deadline failed it."""
+    n = agentmod.MAX_FINDINGS + 1
+    done, scan, agent = _scan_by_real_agent(grid, api, tmp_path, n)
+    assert done["status"] == "failed", agent.log()
+    assert done["result"].startswith("the grid refused the scan result (%d findings, " % n)
+    assert done["result"].endswith("HTTP 413 scan result too large: scan.findings has %d "
+                                   "findings (at most %d)" % (n, agentmod.MAX_FINDINGS))
+    assert scan["status"] == "failed" and scan["findings"] == []
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_the_agent_reads_a_413_sent_before_its_body(tmp_path, monkeypatch, tls):
+    """The grid refuses an oversized body before reading it and closes the connection: the
+    agent's client used to fail sending the rest (connection reset, or a TLS EOF) and never
+    saw the grid's answer."""
+    from haloagent.client import Credentials, GridClient, GridError
+    from halogrid.testing import make_self_signed_cert
+
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    opts = {}
+    if tls:
+        opts["certfile"], opts["keyfile"] = make_self_signed_cert(tmp_path)
+    with contextlib.ExitStack() as stack:
+        grid = _grid_with(stack, tmp_path, **opts)
+        ca_file = opts.get("certfile")
+        agent = register(grid, verify=ca_file or True)
+        client = GridClient(grid.url, ca_file=ca_file)
+        client.credentials = Credentials(agent.server_id, agent.secret)
+        body = {"status": "completed", "scan": {"findings": [], "x": "x" * 3 * SCAN_RESULT_MAX}}
+        with pytest.raises(GridError) as refused:
+            client.command_result("a" * 32, body)
+        assert refused.value.status == 413, refused.value
+        assert refused.value.reason == ("Request body too large: this endpoint takes at most "
+                                        "%d bytes" % SCAN_RESULT_MAX)
+
+
+def _grid_with(stack: contextlib.ExitStack, tmp_path, env=None, **opts) -> GridProcess:
+    opts.update(rate_limit=0, auth_fail_limit=0)
+    if PG_ADMIN_URL:
+        opts["db"] = stack.enter_context(fresh_pg_database())
+    return stack.enter_context(GridProcess(tmp_path / "grid", env=env or {}, **opts))
+
+
+def _post_raw(api, path: str, body: bytes):
+    return api.request("POST", path, data=body, headers={"Content-Type": "application/json"})
+
+
+def test_lower_body_limits_give_413(tmp_path):
+    """Each route class has its own option; each body here is accepted by the defaults."""
+    with contextlib.ExitStack() as stack:
+        grid = _grid_with(stack, tmp_path, result_body_limit="16KiB",
+                          policy_body_limit="32KiB", api_body_limit="4KiB",
+                          other_body_limit=4096)
+        api = grid.api()
+        pad = b" " * 5000
+        r = _post_raw(api, "/v1/groups", b'{"group": {"name": "%s"}}' % unique("g").encode() + pad)
+        assert r.status_code == 413 and "at most 4096 bytes" in r.json()["error"], r.text
+        policy = {"policy": {"name": unique("p"), "description": "d" * 40000, "rules": []}}
+        r = api.post("/v2/policies", policy)
+        assert r.status_code == 413 and "at most 32768 bytes" in r.json()["error"], r.text
+        policy["policy"]["description"] = "d" * 20000
+        assert api.post("/v2/policies", policy).status_code == 201
+        facts = {"hostname": unique("h"), "os_version": "v" * 200}
+        r = requests.post(grid.url + "/agent/v1/register", headers={
+            "X-Daemon-Key": grid.agent_key, "Content-Type": "application/json"},
+            data=json.dumps(facts).encode() + pad)
+        assert r.status_code == 413 and "at most 4096 bytes" in r.json()["error"], r.text
+        # a real agent's result over the result limit: refused before it is read, and the
+        # agent reports the command failed with the grid's reason
+        done, scan, agent = _scan_by_real_agent(grid, api, tmp_path, 200)
+        assert done["status"] == "failed", agent.log()
+        assert re.fullmatch(r"the grid refused the scan result \(200 findings, (\d+) bytes\): "
+                            r"HTTP 413 Request body too large: this endpoint takes at most "
+                            r"16384 bytes", done["result"]), done["result"]
+        assert int(re.search(r"(\d+) bytes\)", done["result"]).group(1)) > 16384
+        assert scan["status"] == "failed"
+
+
+def test_higher_body_limits_accept_more_and_the_result_bounds_still_apply(tmp_path):
+    """Raised through the environment. A larger result body holds longer texts (cut when
+    stored), never more findings or details than the bounds."""
+    with contextlib.ExitStack() as stack:
+        grid = _grid_with(stack, tmp_path, env={"HALOGRID_RESULT_BODY_LIMIT": "16MiB",
+                                                "HALOGRID_API_BODY_LIMIT": "1MiB"})
+        api = grid.api()
+        r = _post_raw(api, "/v1/groups",
+                      b'{"group": {"name": "%s"}}' % unique("g").encode() + b" " * API_MAX)
+        assert r.status_code == 201, r.text
+        agent = register(grid)
+        cid = _open_scan(api, agent)
+        long = "x" * (SCAN_RESULT_MAX // 4)
+        big = [dict(GOOD, rule_name=long, details=[{"actual": long}]) for _ in range(3)]
+        body = _result(big)
+        assert len(json.dumps(body)) > SCAN_RESULT_MAX
+        r = agent.post("/agent/v1/commands/%s/result" % cid, body)
+        assert r.status_code == 204, r.text
+        scans = api.ok("GET", "/v1/scans", params={"server_id": agent.server_id})["scans"]
+        stored = api.ok("GET", "/v1/scans/%s" % scans[0]["id"])["scan"]["findings"]
+        assert [len(f["rule_name"]) for f in stored] == [agentmod.MAX_TEXT] * 3
+        cid = _open_scan(api, agent)
+        for findings in ([{"status": "good"}] * (agentmod.MAX_FINDINGS + 1),
+                         [dict(GOOD, details=[{"t": "x"}] * (agentmod.MAX_DETAILS + 1))]):
+            r = agent.post("/agent/v1/commands/%s/result" % cid, _result(findings))
+            assert r.status_code == 413, r.text
+            assert r.json()["error"].startswith("scan result too large: scan.findings")
 
 
 # -- 3. credentials with bytes that are not ASCII ---------------------------------------------

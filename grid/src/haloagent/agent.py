@@ -234,9 +234,28 @@ class Agent:
             "module": "sca", "agent_started_at": started, "agent_completed_at": _now(),
             "findings": findings}})
 
-    def _send_result(self, command_id: str, result: Dict[str, Any], attempts: int = 5) -> None:
-        """Post a command's result, retrying a few times through a network or grid hiccup:
-        a lost result would leave the command ``started`` for good."""
+    def _send_result(self, command_id: str, result: Dict[str, Any]) -> None:
+        """Send a command's result. A result the grid refuses (413 over its limits, 400) or
+        cannot take is replaced by a short ``failed`` with the grid's reason: otherwise the
+        command would stay ``started`` until the grid's deadline. A command the grid has
+        closed or no longer knows (404, 409) is left alone."""
+        try:
+            self._post_result(command_id, result)
+            return
+        except GridError as exc:
+            if exc.status in (401, 410):  # the credential: the next poll registers again
+                raise
+            if exc.status in (404, 409):
+                log.warning("command %s is closed or gone at the grid: %s", command_id, exc)
+                return
+            if result.get("status") == "failed" and "scan" not in result:
+                raise  # already the short form: nothing smaller to send
+            reason = _refusal(exc, result)
+        log.error("command %s: %s", command_id, reason)
+        self._post_result(command_id, {"status": "failed", "result": reason})
+
+    def _post_result(self, command_id: str, result: Dict[str, Any], attempts: int = 5) -> None:
+        """Post a result, retrying a few times through a network or grid hiccup."""
         backoff = Backoff(cap=8.0)
         for attempt in range(1, attempts + 1):
             try:
@@ -249,3 +268,19 @@ class Agent:
                 log.warning("%s", exc)
                 self._sleep(backoff.next_delay())
 
+
+REASON_MAX = 1000  # characters of a refusal's reason: its post stays far below any body limit
+
+
+def _refusal(exc: GridError, result: Dict[str, Any]) -> str:
+    """Why a result did not reach the grid, with what the grid said and the result's size."""
+    findings = len((result.get("scan") or {}).get("findings") or [])
+    size = len(json.dumps(result).encode())  # the body as the client sends it
+    if exc.status is None:
+        what = "could not send the scan result"
+        said = str(exc)
+    else:
+        what = "the grid refused the scan result"
+        said = "HTTP %d %s" % (exc.status, exc.reason or "")
+    reason = "%s (%d findings, %d bytes): %s" % (what, findings, size, said.strip())
+    return reason if len(reason) <= REASON_MAX else reason[:REASON_MAX - 3] + "..."

@@ -4,6 +4,7 @@ urllib's default opener honours HTTPS_PROXY / HTTP_PROXY / NO_PROXY from the env
 """
 from __future__ import annotations
 
+import http.client
 import json
 import ssl
 import urllib.error
@@ -13,11 +14,57 @@ from urllib.parse import urlencode
 
 
 class GridError(Exception):
-    """The grid answered with an error status (``status``) or could not be reached (None)."""
+    """The grid answered with an error status (``status``) or could not be reached (None).
+    ``reason`` is the grid's own text of the error (its ``{"error": ...}``), if it gave one."""
 
-    def __init__(self, message: str, status: Optional[int] = None) -> None:
+    def __init__(self, message: str, status: Optional[int] = None, reason: str = "") -> None:
         super().__init__(message)
         self.status = status
+        self.reason = reason
+
+
+class _AnswerBeforeBody:
+    """A connection that reads the answer the grid sent before taking the whole body.
+
+    The grid refuses a body over its limit (413) or without a valid credential (401) without
+    reading it, and closes the connection: sending the rest of the body then fails with a
+    reset, and urllib would report that instead of the grid's answer. Here a failed send
+    stops sending and the answer is read all the same; if there is none, reading it fails
+    as the send would have."""
+
+    _refused = False
+
+    def send(self, data: Any) -> None:
+        if self._refused:
+            return
+        if self.sock is None:  # connecting (and a proxy tunnel) fails as usual
+            self.connect()  # type: ignore[attr-defined]
+        try:
+            super().send(data)  # type: ignore[misc]
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLEOFError, ssl.SSLZeroReturnError):
+            self._refused = True  # (TLS: the peer's close shows as an EOF)
+
+
+class _HTTPConnection(_AnswerBeforeBody, http.client.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_AnswerBeforeBody, http.client.HTTPSConnection):
+    pass
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req: urllib.request.Request) -> Any:
+        return self.do_open(_HTTPConnection, req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, context: ssl.SSLContext) -> None:
+        super().__init__(context=context)
+        self._grid_context = context
+
+    def https_open(self, req: urllib.request.Request) -> Any:
+        return self.do_open(_HTTPSConnection, req, context=self._grid_context)
 
 
 class Credentials:
@@ -36,7 +83,8 @@ class GridClient:
         if insecure:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
-        self._opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))
+        # subclasses of the default handlers replace them (proxies are handled as before)
+        self._opener = urllib.request.build_opener(_HTTPHandler(), _HTTPSHandler(context))
         self.credentials: Optional[Credentials] = None
 
     def request(self, method: str, path: str, body: Any = None, timeout: float = 30,
@@ -56,9 +104,11 @@ class GridClient:
             with self._opener.open(request, timeout=timeout) as response:
                 payload = response.read()
         except urllib.error.HTTPError as exc:
-            raise GridError("%s %s: HTTP %s %s" % (method, path, exc.code, _error_text(exc)),
-                            exc.code) from exc
-        except (urllib.error.URLError, OSError) as exc:  # refused, DNS, TLS, timeout
+            reason = _error_text(exc)
+            raise GridError("%s %s: HTTP %s %s" % (method, path, exc.code, reason),
+                            exc.code, reason) from exc
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            # refused, DNS, TLS, timeout, a connection closed without or during an answer
             reason = getattr(exc, "reason", exc)
             raise GridError("%s %s: %s" % (method, path, reason)) from exc
         return json.loads(payload) if payload.strip() else None

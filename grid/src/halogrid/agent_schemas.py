@@ -113,13 +113,42 @@ class OAuthAccessToken(BaseModel):
 
 
 MODELS = (AgentRegistration, AgentRegistered, AgentCommandResult, AgentFirewallStatus,
-          AgentError, OAuthAccessToken)
+          AgentError, OAuthAccessToken, AgentPollAnswer, AgentFirewall, AgentPing)
 
 
 def json_body(model: type) -> Dict[str, Any]:
     """`openapi_extra` of a route whose body is `model` (the schema is a component)."""
     return {"requestBody": {"required": True, "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/%s" % model.__name__}}}}}
+class AgentCommand(BaseModel):
+    id: str
+    name: str
+    policies: List[Dict[str, Any]] = Field(description="configuration policy objects, with id")
+
+
+class AgentPollAnswer(BaseModel):
+    """GET /agent/v1/poll"""
+    commands: List[AgentCommand]
+    firewall_version: int
+
+
+class AgentFirewallPolicy(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str
+    name: str
+    rules: List[Dict[str, Any]]
+
+
+class AgentFirewall(BaseModel):
+    """GET /agent/v1/firewall"""
+    version: int
+    policy: Optional[AgentFirewallPolicy]
+
+
+class AgentPing(BaseModel):
+    status: Literal["ok"]
+
+
 
 
 def add_components(document: Dict[str, Any]) -> Dict[str, Any]:

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 
 from . import __version__
 from .agent_schemas import add_components
-from .bodylimit import BodyLimitMiddleware
+from .bodylimit import BodyLimitMiddleware, BodyLimits
 from .api import agent, events, firewall, groups, oauth, policies, scans, servers
 from .common import record_event
 from .config import Config
@@ -104,7 +104,7 @@ def create_app(config: Config, engine: Optional[Engine] = None) -> FastAPI:
     app.state.grid = grid
     install_handlers(app)
     # bodies are limited before anything parses them (bodylimit.py)
-    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(BodyLimitMiddleware, limits=BodyLimits.of(config))
     app.include_router(oauth.router)
     for router in (groups.router, servers.router, scans.router):
         app.include_router(router)

@@ -49,6 +49,14 @@ def _network(text: str) -> str:
         raise argparse.ArgumentTypeError("not a network (CIDR) or address: %r" % text)
 
 
+def _size(text: str) -> int:
+    from .bodylimit import parse_size
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc))
+
+
 def _iso(when) -> Optional[str]:
     return None if when is None else when.isoformat() + "Z"
 
@@ -84,6 +92,20 @@ def build_parser() -> argparse.ArgumentParser:
                             "as the client address (default: none, the TCP peer counts)")
     serve.add_argument("--missing-after", type=float, default=90.0,
                        help="seconds without contact before a server is missing (default 90)")
+    serve.add_argument("--sweep-interval", type=float, default=0.0,
+                       help="seconds between two rounds of the grid's own work (missing "
+                            "servers, command deadlines, scheduled scans); 0 = a quarter of "
+                            "--missing-after, 0.2 to 5 s (default 0)")
+    for name, default, what in (
+            ("result", "4MiB", "an agent's command result (a scan's findings)"),
+            ("policy", "2MiB", "a configuration policy (/v1 and /v2/policies)"),
+            ("api", "256KiB", "any other /v1 request"),
+            ("other", "64KiB", "agent registration and status, OAuth, anything else")):
+        env = "HALOGRID_%s_BODY_LIMIT" % name.upper()
+        serve.add_argument("--%s-body-limit" % name, type=_size, metavar="BYTES",
+                           default=os.environ.get(env, default),
+                           help="largest body of %s, in bytes or with KiB/MiB; larger: 413 "
+                                "(default $%s, else %s)" % (what, env, default))
     serve.add_argument("--certfile", help="TLS certificate (PEM); serve HTTPS with --keyfile")
     serve.add_argument("--keyfile", help="TLS private key (PEM)")
     serve.add_argument("--log-level", default="info",
@@ -147,7 +169,10 @@ def cmd_serve(args) -> int:
     config = Config(db=args.db, token_ttl=args.token_ttl, rate_limit=args.rate_limit,
                     rate_window=args.rate_window, missing_after=args.missing_after,
                     auth_fail_limit=args.auth_fail_limit, command_timeout=args.command_timeout,
-                    register_limit=args.register_limit)
+                    register_limit=args.register_limit, sweep_interval=args.sweep_interval,
+                    result_body_limit=args.result_body_limit,
+                    policy_body_limit=args.policy_body_limit,
+                    api_body_limit=args.api_body_limit, other_body_limit=args.other_body_limit)
     app = create_app(config)
     # The client address decides allowed networks and failure counts: X-Forwarded-For is
     # believed only from the proxies named (uvicorn would believe any local caller).

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .bodylimit import API_MAX, POLICY_MAX, SCAN_RESULT_MAX, SMALL_MAX
+
 
 @dataclass
 class Config:
@@ -21,6 +23,12 @@ class Config:
     missing_after: float = 90.0    # seconds without contact before a server is `missing`
     sweep_interval: float = 0.0    # 0 = derived from missing_after
     max_poll_wait: float = 30.0
+    # largest request body in bytes, by route class (bodylimit.py): a command's result, a
+    # configuration policy, any other /v1 body, anything else (registration, OAuth, ...)
+    result_body_limit: int = SCAN_RESULT_MAX
+    policy_body_limit: int = POLICY_MAX
+    api_body_limit: int = API_MAX
+    other_body_limit: int = SMALL_MAX
 
     def sweep_every(self) -> float:
         if self.sweep_interval > 0:

@@ -235,7 +235,9 @@ def _claimed_server_id(request: Request) -> str:
     return cred.partition(":")[0][:64]
 
 
-@router.get("/agent/v1/poll")
+@router.get("/agent/v1/poll", responses={
+    200: {"model": doc.AgentPollAnswer}, 204: {"description": "the agent went away"},
+    400: {"model": doc.AgentError}, 401: {"model": doc.AgentError}})
 async def poll(request: Request):
     """Long-poll (PROTOCOL.md). The database is read when the poll starts and again only
     when a change that can alter this server's answer wakes it (notify.py): an idle poll
@@ -469,7 +471,8 @@ def command_result(command_id: str, request: Request, _agent: str = Depends(agen
     return Response(status_code=204)
 
 
-@router.get("/agent/v1/firewall")
+@router.get("/agent/v1/firewall", responses={200: {"model": doc.AgentFirewall},
+                                              401: {"model": doc.AgentError}})
 def firewall(request: Request):
     with tx(request) as db:
         srv = agent_server(db, request)
@@ -511,7 +514,8 @@ def firewall_status(request: Request, _agent: str = Depends(agent_checked),
     return Response(status_code=204)
 
 
-@router.get("/agent/v1/dist/haloagent.pyz")
+@router.get("/agent/v1/dist/haloagent.pyz", response_class=Response, responses={
+    200: {"content": {"application/zip": {}}}, 503: {"model": doc.AgentError}})
 def dist(request: Request):
     from ..dist import agent_pyz
     data = agent_pyz()
@@ -521,7 +525,7 @@ def dist(request: Request):
                     headers={"Content-Disposition": "attachment; filename=haloagent.pyz"})
 
 
-@router.get("/agent/v1/ping")
+@router.get("/agent/v1/ping", responses={200: {"model": doc.AgentPing}})
 def ping():
     return {"status": "ok"}
 
