@@ -9,10 +9,10 @@
 # Inputs (environment): HALOLAB_HOST (hostname), HALOLAB_IP (address sshd listens on),
 # HALOLAB_PUBKEY (public key file for root), HALOLAB_HOSTS (the lab's /etc/hosts),
 # HALOLAB_MNT (an empty directory to mount the host's tmpfs on; the mount is private to
-# this namespace), HALOLAB_TMPFS_SIZE.
+# this namespace), HALOLAB_TMPFS_SIZE, HALOLAB_PYTHON (runs boot_sysctl.py).
 set -eu
 
-: "${HALOLAB_HOST:?}" "${HALOLAB_IP:?}" "${HALOLAB_PUBKEY:?}" "${HALOLAB_HOSTS:?}" "${HALOLAB_MNT:?}"
+: "${HALOLAB_HOST:?}" "${HALOLAB_IP:?}" "${HALOLAB_PUBKEY:?}" "${HALOLAB_HOSTS:?}" "${HALOLAB_MNT:?}" "${HALOLAB_PYTHON:?}"
 size=${HALOLAB_TMPFS_SIZE:-512m}
 mnt=$HALOLAB_MNT
 root=$mnt/root
@@ -65,6 +65,11 @@ cp "$HALOLAB_PUBKEY" "$root/root/.ssh/authorized_keys"
 chmod 0600 "$root/root/.ssh/authorized_keys"
 # man-db's trigger makes every dpkg run 25 times slower and nobody reads man pages here.
 rm -f "$root/var/lib/man-db/auto-update"
+
+# Boot-time kernel parameters, as systemd-sysctl would set them from the host's own files:
+# this network namespace starts at the kernel's defaults, and a scan of the running host
+# compares the live values. Only net.* is per namespace; the rest is skipped (see the log).
+"$HALOLAB_PYTHON" "$(dirname "$0")/boot_sysctl.py" "$root"
 
 cd "$root"
 mkdir -p .oldroot

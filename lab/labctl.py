@@ -380,6 +380,7 @@ class Lab:
             "PATH": HOST_PATH, "LANG": "C.UTF-8", "HALOLAB_HOST": name,
             "HALOLAB_IP": address, "HALOLAB_PUBKEY": f"{self.key}.pub",
             "HALOLAB_HOSTS": str(self.workdir / "hosts.txt"), "HALOLAB_MNT": str(mountpoint),
+            "HALOLAB_PYTHON": sys.executable or "/usr/bin/python3",  # for boot_sysctl.py
         }
         with open(host_dir / "init.log", "wb") as log:
             child = subprocess.Popen(

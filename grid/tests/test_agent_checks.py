@@ -141,11 +141,12 @@ def sshd_check(item, value):
 @pytest.mark.parametrize("content,desired,status,actual", [
     ("PermitRootLogin no\n", "no", "good", "no"),
     ("PermitRootLogin yes\n", "no", "bad", "yes"),
-    ("#PermitRootLogin no\n", "no", "bad", None),            # only commented out: not set
+    # only commented out: sshd's compiled-in default applies
+    ("#PermitRootLogin no\n", "no", "bad", "without-password"),
     ("MaxAuthTries 3\n", "[1-4]", "good", "3"),
     ("MaxAuthTries 6\n", "[1-4]", "bad", "6"),
     ("MaxAuthTries 44\n", "[1-4]", "bad", "44"),             # the whole value must match
-    ("MaxAuthTries 3\nMaxAuthTries 9\n", "[1-4]", "bad", "3, 9"),
+    ("MaxAuthTries 3\nMaxAuthTries 9\n", "[1-4]", "good", "3"),  # sshd takes the first
 ])
 def test_configuration_file_setting(tmp_path, content, desired, status, actual):
     item = content.split()[0].lstrip("#")
@@ -327,3 +328,133 @@ def test_package_presence_rpm_sqlite(tmp_path):
 def test_package_presence_without_database_is_indeterminate(tmp_path):
     [result] = run({"object_type": "package_presence", "packages": "rsyslog", "present": True}, tmp_path)
     assert result["status"] == "indeterminate" and "no dpkg or rpm database" in result["reason"]
+
+
+# -- applicability (issue 11): a rule whose subject is absent ------------------------------
+def _dpkg(root, *installed):
+    write(root, "var/lib/dpkg/status", "\n".join(
+        "Package: %s\nStatus: install ok installed\nVersion: 1\n" % p for p in installed))
+
+
+def _sshd_rule(**applies_to):
+    rule = {"name": "SSH PermitEmptyPasswords is no", "active": True, "critical": True,
+            "checks": [{"object_type": "configuration_file_setting", "active": True,
+                        "config_file_path": "/etc/ssh/sshd_config",
+                        "config_item": "PermitEmptyPasswords", "desired_value": "no"}]}
+    if applies_to:
+        rule["applies_to"] = applies_to
+    return rule
+
+
+def test_a_rule_whose_package_is_absent_is_not_applicable(tmp_path):
+    """A host without openssh-server got an indeterminate finding per sshd rule and so
+    could never pass; now the rule is not applicable: good, marked, not counted as ok."""
+    from haloagent import scan
+    from haloagent.checks import NOT_APPLICABLE, is_not_applicable
+    _dpkg(tmp_path, "base-files")
+    subject = {"packages": ["openssh-server"], "files": ["/usr/sbin/sshd"]}
+    [finding] = scan.scan_policies([{"rules": [_sshd_rule(**subject)]}], ScanContext(str(tmp_path)))
+    assert finding["status"] == "good" and is_not_applicable(finding)
+    [only] = finding["details"]
+    assert only["scan_status"] == NOT_APPLICABLE and "openssh-server" in only["reason"]
+    summary = scan.summarize([finding])
+    assert summary["ok_findings_count"] == 0 and summary["indeterminate_findings_count"] == 0
+    # without applies_to the same rule is still evaluated (and indeterminate: no file)
+    [plain] = scan.scan_policies([{"rules": [_sshd_rule()]}], ScanContext(str(tmp_path)))
+    assert plain["status"] == "indeterminate" and not is_not_applicable(plain)
+
+
+def test_a_rule_applies_when_its_package_or_file_is_present(tmp_path):
+    from haloagent import scan
+    from haloagent.checks import is_not_applicable
+    write(tmp_path, "etc/ssh/sshd_config", "PermitEmptyPasswords yes\n")
+    _dpkg(tmp_path, "openssh-server")
+    rule = _sshd_rule(packages=["openssh-server"], files=["/usr/sbin/sshd"])
+    [finding] = scan.scan_policies([{"rules": [rule]}], ScanContext(str(tmp_path)))
+    assert finding["status"] == "bad" and not is_not_applicable(finding)
+    _dpkg(tmp_path, "base-files")
+    write(tmp_path, "usr/sbin/sshd", "", mode=0o755)  # built from source: the file decides
+    [finding] = scan.scan_policies([{"rules": [rule]}], ScanContext(str(tmp_path)))
+    assert finding["status"] == "bad"
+
+
+def test_applicability_unknown_is_indeterminate_not_a_pass(tmp_path):
+    """No package database and no listed file: whether the rule applies is unknown."""
+    from haloagent import scan
+    rule = _sshd_rule(packages=["openssh-server"])
+    [finding] = scan.scan_policies([{"rules": [rule]}], ScanContext(str(tmp_path)))
+    assert finding["status"] == "indeterminate"
+    assert "cannot tell whether the rule applies" in finding["details"][0]["reason"]
+
+
+def test_default_policies_on_a_host_without_openssh_server(tmp_path):
+    """Issue 11: 8 indeterminate sshd findings kept such a host from ever passing."""
+    import json
+    from haloagent import scan
+    from haloagent.checks import is_not_applicable
+    from fixtures.trees import make_compliant_tree
+    root = make_compliant_tree(str(tmp_path), "debian")
+    os.remove(os.path.join(root, "etc/ssh/sshd_config"))
+    _dpkg(root, "base-files", "rsyslog", "libc6")
+    with open(os.path.join(os.path.dirname(__file__), "../src/halogrid/policies/debian.json")) as fh:
+        policy = json.load(fh)["policy"]
+    findings = scan.scan_policies([policy], ScanContext(root))
+    not_applicable = [f["rule_name"] for f in findings if is_not_applicable(f)]
+    assert len(not_applicable) == 9  # the 8 sshd settings and sshd_config's permissions
+    assert all(f["status"] == "good" for f in findings), [
+        (f["rule_name"], f["details"]) for f in findings if f["status"] != "good"]
+    assert scan.summarize(findings)["ok_findings_count"] == len(findings) - 9
+
+
+# -- user_has_password / home_directory_file_presence / sticky bit -------------------------
+ACCOUNTS = ("root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1::/usr/sbin:/usr/sbin/nologin\n"
+            "app:x:1000:1000::/home/app:/bin/bash\nold:x:1001:1001::/home/old:/bin/sh\n"
+            "nohome:x:1002:1002::/:/bin/sh\n")
+
+
+def test_user_has_password(tmp_path):
+    write(tmp_path, "etc/passwd", ACCOUNTS)
+    write(tmp_path, "etc/shadow", "root:*:1::::::\ndaemon:!:1::::::\napp:$y$x:1::::::\n"
+                                  "old::1::::::\nnohome:!:1::::::\n", mode=0o640)
+    check = {"object_type": "user_has_password", "users": "ALL"}
+    [bad] = run(check, tmp_path)
+    assert (bad["target"], bad["status"], bad["actual"]) == ("old", "bad", "empty")
+    [good] = run(dict(check, users="NOT: old"), tmp_path)
+    assert good["status"] == "good"
+    assert statuses(run(dict(check, users="app, ghost"), tmp_path)) == ["good"]
+    os.chmod(str(tmp_path / "etc/shadow"), 0o000)
+    os.rename(str(tmp_path / "etc/shadow"), str(tmp_path / "etc/shadow.d"))
+    os.makedirs(str(tmp_path / "etc/shadow"))  # unreadable shadow: indeterminate, not good
+    assert statuses(run(check, tmp_path)) == ["indeterminate"]
+
+
+def test_home_directory_file_presence(tmp_path):
+    write(tmp_path, "etc/passwd", ACCOUNTS)
+    write(tmp_path, "home/app/.rhosts", "+ +\n")
+    os.makedirs(str(tmp_path / "root"))
+    check = {"object_type": "home_directory_file_presence", "files": ".rhosts, .netrc",
+             "users": "NOT: daemon", "present": False}
+    [bad] = run(check, tmp_path)
+    assert (bad["target"], bad["status"]) == ("/home/app/.rhosts", "bad")
+    os.remove(str(tmp_path / "home/app/.rhosts"))
+    assert statuses(run(check, tmp_path)) == ["good"]
+    wanted = dict(check, files=".profile", users="app", present=True)
+    [missing] = run(wanted, tmp_path)
+    assert (missing["target"], missing["status"]) == ("/home/app/.profile", "bad")
+
+
+def test_world_writable_directories_have_sticky_bit(tmp_path):
+    for rel, mode in (("tmp", 0o1777), ("var/tmp", 0o1777), ("srv/drop", 0o777),
+                      ("srv/drop/inner", 0o757), ("opt/ok", 0o755), ("opt/skip", 0o777)):
+        os.makedirs(str(tmp_path / rel), exist_ok=True)
+        os.chmod(str(tmp_path / rel), mode)
+    check = {"object_type": "world_writable_directories_have_sticky_bit_set",
+             "exclude_directories": "/opt/skip"}
+    results = run(check, tmp_path)
+    assert [(r["target"], r["status"]) for r in results] == [
+        ("/srv/drop", "bad"), ("/srv/drop/inner", "bad")]
+    os.chmod(str(tmp_path / "srv/drop"), 0o1777)
+    os.chmod(str(tmp_path / "srv/drop/inner"), 0o755)
+    assert statuses(run(check, tmp_path)) == ["good"]
+    os.symlink("/tmp", str(tmp_path / "link"))  # symlinks are not followed
+    assert statuses(run(check, tmp_path)) == ["good"]

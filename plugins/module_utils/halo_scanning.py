@@ -37,14 +37,25 @@ def scan_verdict(scan):
 
 
 def missing_evidence(scan):
+def is_not_applicable(finding):
+    """A finding of a rule whose subject is absent (the grid agent's ``applies_to``): Halo's
+    statuses carry it as ``good`` with every detail's ``scan_status`` ``not_applicable``.
+    It neither proves a pass nor keeps a server out."""
+    details = finding.get("details") or []
+    return bool(details) and all(isinstance(detail, dict) and detail.get("scan_status") == "not_applicable"
+                                 for detail in details)
+
+
     """Why a clean-looking scan proves nothing, or None when it does.
 
     A scan of a group without a configuration policy, or with no active rule, completes
-    clean with zero findings: it evaluated nothing, so it cannot admit a server. Every
-    finding of a pass must be ``good`` too (an indeterminate one is not proof).
+    clean with zero findings: it evaluated nothing, so it cannot admit a server; so does a
+    scan whose every rule was not applicable. Every finding of a pass must be ``good`` too
+    (an indeterminate one is not proof).
     """
     findings = scan.get("findings")
-    if not scan.get("ok_findings_count") or (findings is not None and not findings):
+    evaluated = None if findings is None else [finding for finding in findings if not is_not_applicable(finding)]
+    if not scan.get("ok_findings_count") or (evaluated is not None and not evaluated):
         return ("the scan evaluated no rule (does the server's group have a configuration policy with "
                 "active rules?); a scan that checked nothing is not a pass")
     not_good = [finding for finding in findings or [] if finding.get("status") != "good"]

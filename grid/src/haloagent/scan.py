@@ -7,7 +7,7 @@ import time
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from .checks import (BAD, CHECKS, GOOD, INDETERMINATE, Detail, ScanContext, as_bool, as_list,
-                     undetermined)
+                     is_not_applicable, rule_applicability, undetermined)
 
 log = logging.getLogger(__name__)
 Finding = Dict[str, Any]
@@ -94,6 +94,11 @@ def evaluate_rule(rule: Dict[str, Any], ctx: ScanContext,
     details of one check are combined with AND; the rule's operator combines its checks.
     """
     deadline = deadline or Deadline(None)
+    if not any(as_bool(c.get("active")) for c in rule.get("checks") or []):
+        return None, []
+    subject_absent = rule_applicability(rule, ctx)
+    if subject_absent is not None:  # not applicable (or not known whether it is)
+        return combine(d["status"] for d in subject_absent), subject_absent
     statuses, details = [], []
     for check in rule.get("checks") or []:
         if not as_bool(check.get("active")):
@@ -130,13 +135,15 @@ def scan_policies(policies: Iterable[Dict[str, Any]], ctx: ScanContext,
 
 
 def summarize(findings: List[Finding]) -> Dict[str, Any]:
-    """Counts and status as the grid computes them for a completed scan."""
+    """Counts and status as the grid computes them for a completed scan (a not-applicable
+    finding is good but not counted as ok: it is no evidence of a pass)."""
     bad = [f for f in findings if f["status"] == BAD]
     clean = not bad and all(f["status"] == GOOD for f in findings)
+    not_applicable = sum(1 for f in findings if is_not_applicable(f))
     return {
         "status": "completed_clean" if clean else "completed_with_errors",
         "critical_findings_count": sum(1 for f in bad if f["critical"]),
         "non_critical_findings_count": sum(1 for f in bad if not f["critical"]),
-        "ok_findings_count": sum(1 for f in findings if f["status"] == GOOD),
+        "ok_findings_count": sum(1 for f in findings if f["status"] == GOOD) - not_applicable,
         "indeterminate_findings_count": sum(1 for f in findings if f["status"] == INDETERMINATE),
     }

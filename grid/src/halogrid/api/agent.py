@@ -320,6 +320,14 @@ def start_command(command_id: str, request: Request):
 
 FINDING_STATUSES = ("good", "bad", "indeterminate")
 
+
+def _not_applicable(finding: Dict[str, Any]) -> bool:
+    """A rule whose subject is absent (haloagent's applies_to): Halo's statuses carry it as
+    a good finding whose every detail has scan_status ``not_applicable``."""
+    details = finding.get("details") or []
+    return bool(details) and all(isinstance(d, dict) and d.get("scan_status") == "not_applicable"
+                                 for d in details)
+
 def _too_much(what: str) -> PayloadTooLarge:
     return PayloadTooLarge("scan result too large: " + what)
 
@@ -444,7 +452,9 @@ def command_result(command_id: str, request: Request, _agent: str = Depends(agen
                                          for pos, f in enumerate(findings)])
         crit = sum(1 for f in findings if f["status"] == "bad" and f["critical"])
         noncrit = sum(1 for f in findings if f["status"] == "bad" and not f["critical"])
-        ok = sum(1 for f in findings if f["status"] == "good")
+        # a not-applicable finding (good, every detail scan_status "not_applicable") is
+        # no evidence of a pass: not counted as ok
+        ok = sum(1 for f in findings if f["status"] == "good" and not _not_applicable(f))
         if status == "failed":
             sc.status = "failed"
         elif any(f["status"] in ("bad", "indeterminate") for f in findings):

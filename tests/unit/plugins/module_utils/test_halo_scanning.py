@@ -259,6 +259,27 @@ def test_evidence_needs_a_rule_that_was_evaluated_and_found_good():
     assert "evaluated no rule" in missing_evidence(scan("completed_clean", ok=3, findings=[]))
 
 
+NOT_APPLICABLE_RULE = {
+    "rule_name": "SSH PermitEmptyPasswords is no", "critical": True, "status": "good",
+    "details": [{"type": "applies_to", "target": "openssh-server, /usr/sbin/sshd", "expected": "present",
+                 "actual": "absent", "status": "good", "scan_status": "not_applicable",
+                 "reason": "not applicable: package openssh-server and file /usr/sbin/sshd are absent"}],
+}
+
+
+def test_not_applicable_findings_are_no_evidence_and_no_obstacle():
+    """Every rule not applicable is "no rule evaluated", even if a server counted them ok;
+    next to an evaluated good rule they neither block nor are listed as failed."""
+    only_na = scan("completed_clean", ok=2, findings=[NOT_APPLICABLE_RULE, NOT_APPLICABLE_RULE])
+    assert "evaluated no rule" in missing_evidence(only_na)
+    mixed = scan("completed_clean", ok=1, findings=[NOT_APPLICABLE_RULE, GOOD_RULE])
+    assert missing_evidence(mixed) is None and scan_verdict(mixed)
+    assert failed_rules(mixed) == []
+    # a good finding with an ordinary detail is evaluated, not "not applicable"
+    evaluated = dict(NOT_APPLICABLE_RULE, details=[dict(NOT_APPLICABLE_RULE["details"][0], scan_status="ok")])
+    assert missing_evidence(scan("completed_clean", ok=1, findings=[evaluated])) is None
+
+
 def test_failed_rules_put_critical_and_bad_first():
     findings = [
         {"rule_name": "b-indeterminate", "critical": False, "status": "indeterminate", "details": []},
