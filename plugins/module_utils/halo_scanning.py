@@ -11,6 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import HaloError, HaloOutcomeUnknownError
+from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_svm import SVM_FAIL_ON, judge_svm
 
 # Halo module names and the path their latest results live under.
 SCAN_MODULES = {"sca": "sca", "csm": "sca", "svm": "svm", "sva": "svm", "fim": "fim", "sam": "sam", "sv": "sv"}
@@ -36,7 +37,6 @@ def scan_verdict(scan):
     )
 
 
-def missing_evidence(scan):
 def is_not_applicable(finding):
     """A finding of a rule whose subject is absent (the grid agent's ``applies_to``): Halo's
     statuses carry it as ``good`` with every detail's ``scan_status`` ``not_applicable``.
@@ -46,6 +46,7 @@ def is_not_applicable(finding):
                                  for detail in details)
 
 
+def missing_evidence(scan):
     """Why a clean-looking scan proves nothing, or None when it does.
 
     A scan of a group without a configuration policy, or with no active rule, completes
@@ -57,7 +58,7 @@ def is_not_applicable(finding):
     evaluated = None if findings is None else [finding for finding in findings if not is_not_applicable(finding)]
     if not scan.get("ok_findings_count") or (evaluated is not None and not evaluated):
         return ("the scan evaluated no rule (does the server's group have a configuration policy with "
-                "active rules?); a scan that checked nothing is not a pass")
+                "active rules that apply to this server?); a scan that checked nothing is not a pass")
     not_good = [finding for finding in findings or [] if finding.get("status") != "good"]
     if not_good:
         return "the scan is %s but %d finding(s) are not good" % (scan.get("status"), len(not_good))
@@ -104,8 +105,10 @@ def _base_result(server):
     }
 
 
-def _with_scan(result, scan):
+def _with_scan(result, scan, svm_fail_on="critical"):
     """Judge ``scan`` into ``result``: passed, kept (bad findings), or no verdict (``error``)."""
+    if scan.get("module") in ("svm", "sva"):  # installed packages, not rules (halo_svm.py)
+        return judge_svm(result, scan, svm_fail_on)
     result.update(
         scan_id=scan.get("id"),
         status=scan.get("status"),
@@ -163,7 +166,7 @@ class Scanner(object):
 
     def __init__(self, client, module="sca", scan_timeout=300, poll_interval=2.0, max_workers=10,
                  rescan_failed=1, require_scan_link=True, progress=None, progress_interval=15,
-                 clock=time.monotonic, sleep=time.sleep):
+                 svm_fail_on="critical", clock=time.monotonic, sleep=time.sleep):
         if module not in SCAN_MODULES:
             raise HaloError("unknown scan module %r; Halo knows %s" % (module, ", ".join(sorted(SCAN_MODULES))))
         self.client = client
@@ -176,6 +179,7 @@ class Scanner(object):
         self.require_scan_link = require_scan_link
         self.progress = progress
         self.progress_interval = progress_interval
+        self.svm_fail_on = svm_fail_on  # an svm scan keeps a server for: critical or any vulnerable packages
         self._clock = clock
         self._sleep = sleep
 
@@ -189,7 +193,7 @@ class Scanner(object):
                 result.update(status="not_scanned",
                               msg="no %s scan stored for this server yet; check mode starts none" % self.module)
             else:
-                _with_scan(result, scan)
+                _with_scan(result, scan, self.svm_fail_on)
                 result["msg"] = result["msg"] or "latest stored scan; no new scan was started (check mode)"
             results.append(result)
         return results
@@ -336,7 +340,7 @@ class Scanner(object):
         if mismatch:
             return _no_verdict(state.result, "unlinked", "scan %s named by command %s belongs elsewhere (%s differs)"
                                % (scan.get("id"), command["id"], ", ".join(mismatch)))
-        return _with_scan(state.result, scan)
+        return _with_scan(state.result, scan, self.svm_fail_on)
 
     def _judge_scans_since(self, state, command):
         """Without a link, every scan of the server since the command was created is judged and
@@ -346,7 +350,8 @@ class Scanner(object):
                  if scan.get("status") in FINISHED_SCAN_STATES]
         if not scans:
             return None
-        judged = [_with_scan(dict(state.result), self.client.get_scan(scan["id"]) or scan) for scan in scans]
+        judged = [_with_scan(dict(state.result), self.client.get_scan(scan["id"]) or scan, self.svm_fail_on)
+                  for scan in scans]
         judged.sort(key=lambda entry: (entry["passed"], not entry["error"]))
         return judged[0]
 
@@ -370,6 +375,7 @@ SCAN_ARGUMENT_SPEC = dict(
     rescan_failed=dict(type="int", default=1),
     require_scan_link=dict(type="bool", default=True),
     progress_interval=dict(type="int", default=15),
+    svm_fail_on=dict(type="str", default="critical", choices=list(SVM_FAIL_ON)),
 )
 
 
@@ -394,7 +400,8 @@ def run_scans(client, params, check_mode, select, progress=None):
     scanner = Scanner(client, module=params["module"], scan_timeout=params["scan_timeout"],
                       poll_interval=params["poll_interval"], max_workers=params["max_workers"],
                       rescan_failed=params["rescan_failed"], require_scan_link=params["require_scan_link"],
-                      progress=progress, progress_interval=params["progress_interval"])
+                      progress=progress, progress_interval=params["progress_interval"],
+                      svm_fail_on=params.get("svm_fail_on") or "critical")
     servers = select(client, params)
     results = scanner.latest(servers) if check_mode else scanner.scan(servers)
     passed = sum(1 for result in results if result["passed"])

@@ -36,9 +36,22 @@ options:
   module:
     description:
       - The Halo scan module. C(sca) (alias C(csm)) is the configuration scan that admission uses.
+      - C(svm) (alias C(sva)) is the software vulnerability scan. A server passes when the scan
+        listed its installed packages and none is vulnerable, or, with O(svm_fail_on=critical),
+        none is critically vulnerable; RV(results[].vulnerable_packages) names them.
     type: str
     default: sca
     choices: [sca, csm, svm, sva, fim, sam, sv]
+  svm_fail_on:
+    description:
+      - For O(module=svm), which vulnerable packages keep a server.
+      - V(critical) keeps a server with a critically vulnerable package (CVSS 7.0 or more, a
+        feed rating of high or critical, or no rating at all on the grid), and lets one with only
+        lesser vulnerabilities pass; V(any) keeps a server with any vulnerable package.
+      - Ignored for the other modules.
+    type: str
+    default: critical
+    choices: [critical, any]
   scan_timeout:
     description:
       - Seconds to wait for all scans together. Servers still scanning then are reported as timed out.
@@ -104,6 +117,20 @@ EXAMPLES = r"""
   loop_control:
     label: "{{ item.hostname }}"
 
+- name: Keep every host with a vulnerable package, critical or not
+  cloudpassage.halo.halo_scan:
+    group: ProdWebDirty
+    module: svm
+    svm_fail_on: any
+  register: svm_scan
+
+- name: List the packages to upgrade
+  ansible.builtin.debug:
+    msg: "{{ item.hostname }}: {{ item.vulnerable_packages | map(attribute='name') | list }}"
+  loop: "{{ svm_scan.results | rejectattr('passed') | list }}"
+  loop_control:
+    label: "{{ item.hostname }}"
+
 - name: Fail a pipeline when the freshly built host does not pass
   cloudpassage.halo.halo_scan:
     server_label: "build-{{ build_id }}"
@@ -155,7 +182,11 @@ results:
       description: When the scan completed (ISO 8601).
       type: str
     failed_rules:
-      description: Rules that did not pass, critical first, each with its checks that did not pass.
+      description:
+        - Rules that did not pass, critical first, each with its checks that did not pass.
+        - For O(module=svm), one entry per vulnerable package, with one check of type
+          C(package_vulnerability) whose expected value is the fixed version or later, actual value the
+          installed version, and reason its CVEs.
       type: list
       elements: dict
       sample:
@@ -170,6 +201,21 @@ results:
               actual: "yes"
               status: bad
               reason: null
+    vulnerable_packages:
+      description:
+        - For O(module=svm), the vulnerable packages the scan found, critical first, each with its
+          installed and fixed versions, CVEs and advisories.
+      returned: when module is svm and a scan was judged
+      type: list
+      elements: dict
+      sample:
+        - name: openssh-server
+          version: "1:9.2p1-2+deb12u2"
+          fixed_version: "1:9.2p1-2+deb12u3"
+          critical: true
+          max_cvss: null
+          cves: [CVE-2024-6387]
+          advisories: [DSA-5724-1]
     passed:
       description: Whether the server may be admitted.
       type: bool

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Dict, Iterator, Optional
 
-from . import hostinfo
+from . import hostinfo, svm
 from .checks import ScanContext
 from .client import Credentials, GridClient, GridError
 from .rootfs import RootFS
@@ -213,6 +213,9 @@ class Agent:
         command_id, name = command["id"], command.get("name")
         log.info("command %s: %s", command_id, name)
         self.client.start_command(command_id)
+        if name in svm.COMMANDS:  # the installed packages; the grid matches them
+            self._send_result(command_id, svm.scan_result(self.config.root, _now))
+            return
         if name not in SCAN_COMMANDS:
             self._send_result(command_id, {
                 "status": "failed", "result": "haloagent does not support command %r" % name})

@@ -74,6 +74,16 @@ class AgentFinding(BaseModel):
     details: Annotated[Optional[List[Detail]], Field(max_length=MAX_DETAILS)] = None
 
 
+class AgentPackage(BaseModel):
+    """One installed package of an svm result (halogrid/svm.py matches it with the feed)."""
+    model_config = ConfigDict(extra="allow")
+    name: Annotated[str, Field(min_length=1, max_length=255)]
+    version: _col(255) = None
+    architecture: _col(64) = None
+    source: _col(255, "dpkg's source package, when it differs from the name") = None
+    source_version: _col(255, "the source package's version, when it differs") = None
+
+
 class AgentScan(BaseModel):
     model_config = ConfigDict(extra="allow")
     module: Optional[str] = None
@@ -81,6 +91,11 @@ class AgentScan(BaseModel):
     agent_completed_at: Annotated[Optional[str], Field(description="ISO 8601")] = None
     findings: Annotated[Optional[List[AgentFinding]],
                         Field(max_length=MAX_FINDINGS)] = None
+    # svm: the installed packages (at most halogrid.svm.MAX_PACKAGES) and the system's
+    # os-release ID / VERSION_ID, which pick the feed's ecosystem (Debian:12, ...)
+    packages: Annotated[Optional[List[AgentPackage]], Field(max_length=50000)] = None
+    platform: _col(64, "svm: os-release ID") = None
+    platform_version: _col(64, "svm: os-release VERSION_ID") = None
 
 
 class AgentCommandResult(BaseModel):
@@ -105,21 +120,6 @@ class AgentError(BaseModel):
     error: str
 
 
-class OAuthAccessToken(BaseModel):
-    access_token: str
-    token_type: Literal["bearer"]
-    expires_in: int
-    scope: Literal["read", "read+write"]
-
-
-MODELS = (AgentRegistration, AgentRegistered, AgentCommandResult, AgentFirewallStatus,
-          AgentError, OAuthAccessToken, AgentPollAnswer, AgentFirewall, AgentPing)
-
-
-def json_body(model: type) -> Dict[str, Any]:
-    """`openapi_extra` of a route whose body is `model` (the schema is a component)."""
-    return {"requestBody": {"required": True, "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/%s" % model.__name__}}}}}
 class AgentCommand(BaseModel):
     id: str
     name: str
@@ -149,6 +149,21 @@ class AgentPing(BaseModel):
     status: Literal["ok"]
 
 
+class OAuthAccessToken(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"]
+    expires_in: int
+    scope: Literal["read", "read+write"]
+
+
+MODELS = (AgentRegistration, AgentRegistered, AgentCommandResult, AgentFirewallStatus,
+          AgentError, OAuthAccessToken, AgentPollAnswer, AgentFirewall, AgentPing)
+
+
+def json_body(model: type) -> Dict[str, Any]:
+    """`openapi_extra` of a route whose body is `model` (the schema is a component)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/%s" % model.__name__}}}}}
 
 
 def add_components(document: Dict[str, Any]) -> Dict[str, Any]:

@@ -1,4 +1,4 @@
-"""`halogrid serve | keys create|list|revoke | agent-key show|rotate`"""
+"""`halogrid serve | keys create|list|revoke | agent-key show|rotate | feed import|status`"""
 from __future__ import annotations
 
 import argparse
@@ -142,6 +142,22 @@ def build_parser() -> argparse.ArgumentParser:
         p = asub.add_parser(name, help=text)
         p.add_argument("--json", action="store_true")
         _db_arg(p)
+
+    feed = sub.add_parser("feed", help="the vulnerability feed svm scans match packages with")
+    fsub = feed.add_subparsers(dest="feed_command", required=True)
+    fi = fsub.add_parser("import", help="import OSV records, offline: a .json file (a record, "
+                                        "a list of records or an OSV API answer), a .zip of "
+                                        "them as the ecosystems publish (all.zip) or a folder")
+    fi.add_argument("files", nargs="+", metavar="FILE")
+    fi.add_argument("--id-prefix", action="append", default=[], metavar="PREFIX",
+                    help="import only the records whose id starts so (repeat for more), e.g. "
+                         "DSA- and DLA- for Debian's fixed security updates without its "
+                         "per-CVE DEBIAN-CVE- records")
+    fi.add_argument("--json", action="store_true")
+    _db_arg(fi)
+    fs = fsub.add_parser("status", help="advisories and affected packages per ecosystem")
+    fs.add_argument("--json", action="store_true")
+    _db_arg(fs)
     return parser
 
 
@@ -262,12 +278,52 @@ def cmd_agent_key(args) -> int:
     return 0
 
 
+def cmd_feed(args) -> int:
+    from sqlalchemy.orm import Session
+
+    from .svm import feed_status, import_feed, read_records
+
+    engine = _engine(args)
+    if args.feed_command == "import":
+        for path in args.files:
+            if not os.path.exists(path):
+                raise SystemExit("halogrid: no such file: %s" % path)
+        try:
+            with Session(engine) as db, db.begin():  # all files or nothing
+                records = (r for path in args.files for r in read_records(path)
+                           if not args.id_prefix or (isinstance(r, dict) and str(r.get("id", ""))
+                                                     .startswith(tuple(args.id_prefix))))
+                stats = import_feed(db, records)
+        except (ValueError, OSError) as exc:  # not JSON, a broken zip: nothing imported
+            raise SystemExit("halogrid: cannot import the feed: %s" % exc)
+        if args.json:
+            print(json.dumps(stats))
+        else:
+            print("imported %d advisories (%d affected packages), %d withdrawn, %d skipped "
+                  "(no system package)" % (stats["advisories"], stats["packages"],
+                                           stats["withdrawn"], stats["skipped"]))
+            for name, count in sorted(stats["ecosystems"].items()):
+                print("  %-32s %d" % (name, count))
+        return 0
+    with Session(engine) as db:
+        status = feed_status(db)
+    if args.json:
+        print(json.dumps(status))
+    else:
+        print("%d advisories" % status["advisories"])
+        for name, count in status["ecosystems"].items():
+            print("  %-32s %d affected packages" % (name, count))
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return cmd_serve(args)
     if args.command == "keys":
         return cmd_keys(args)
+    if args.command == "feed":
+        return cmd_feed(args)
     return cmd_agent_key(args)
 
 

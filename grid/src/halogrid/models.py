@@ -251,3 +251,56 @@ class Event(Base):
     group_name: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
     actor: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
     object_id: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
+
+
+# -- software vulnerability (svm): the imported feed and the findings of svm scans ----------
+# (one block, see halogrid/svm.py; imported here so the other blocks' imports stay as they are)
+from sqlalchemy import Float  # noqa: E402
+
+
+class VulnAdvisory(Base):
+    """One advisory of an imported feed (an OSV record: DSA-5724-1, ALSA-2024:4312, ...)."""
+    __tablename__ = "vuln_advisories"
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)  # the OSV id
+    modified: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    summary: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    cves: Mapped[list] = mapped_column(JSON, default=list)  # CVE ids (aliases, upstream, related)
+    cvss_score: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+    cvss_vector: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    severity: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)  # the feed's word
+    url: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    imported_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class VulnPackage(Base):
+    """One affected package of an advisory in one ecosystem release ("Debian", "12")."""
+    __tablename__ = "vuln_packages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    advisory_id: Mapped[str] = mapped_column(String(128), index=True)
+    ecosystem: Mapped[str] = mapped_column(String(64))   # "Debian", "Rocky Linux", ...
+    release: Mapped[str] = mapped_column(String(128), default="")  # "12", "9", "" = any
+    package: Mapped[str] = mapped_column(String(255))
+    ranges: Mapped[list] = mapped_column(JSON, default=list)    # OSV ECOSYSTEM ranges' events
+    versions: Mapped[list] = mapped_column(JSON, default=list)  # OSV explicit versions
+    severity: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)  # per package
+
+    __table_args__ = (Index("ix_vuln_packages_lookup", "ecosystem", "package"),)
+
+
+class SvmFinding(Base):
+    """One installed package of an svm scan, vulnerable (bad) or not (good)."""
+    __tablename__ = "svm_findings"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    scan_id: Mapped[str] = mapped_column(String(32), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    package_name: Mapped[str] = mapped_column(String(255))
+    package_version: Mapped[str] = mapped_column(String(255), default="")
+    architecture: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    source_package: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    source_version: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    critical: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16))
+    max_cvss: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+    fixed_version: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
+    cve_entries: Mapped[list] = mapped_column(JSON, default=list)
+    advisories: Mapped[list] = mapped_column(JSON, default=list)

@@ -338,6 +338,46 @@ class ScanOut(Out):
     server_url: str
     group_id: Optional[str]
     command_id: Optional[str] = Field(description="grid addition: the command that ran it")
+# an svm finding: one installed package (halogrid/svm.py; API.md says what the SDK leaves open)
+class SvmCveEntry(Out):
+    cve_entry: str
+    cvss_score: Optional[float]
+    suppressed: bool
+
+
+class SvmAdvisoryOut(Out):
+    id: str
+    summary: Optional[str]
+    url: Optional[str]
+    fixed_version: Optional[str]
+    cves: List[str]
+    cvss_score: Optional[float]
+    severity: Optional[str]
+    critical: bool
+
+
+class SvmFindingOut(Out):
+    id: Hex32
+    url: str
+    package_name: str
+    package_version: str
+    critical: bool
+    status: Literal["good", "bad"]
+    cve_entries: List[SvmCveEntry]
+    max_cvss: Optional[float]
+    remotely_exploitable: Optional[bool]
+    architecture: Optional[str] = Field(description="grid addition")
+    source_package: Optional[str] = Field(description="grid addition: dpkg's Source")
+    source_version: Optional[str] = Field(description="grid addition")
+    fixed_version: Optional[str] = Field(description="grid addition: the version that fixes "
+                                                     "every advisory with a known fix")
+    advisories: List[SvmAdvisoryOut] = Field(description="grid addition: the feed's advisories")
+
+
+class SvmFindingResponse(SvmFindingOut):
+    scan_id: Hex32
+
+
     created_at: Optional[str]
     agent_started_at: Optional[str]
     agent_completed_at: Optional[str]
@@ -348,7 +388,7 @@ class ScanOut(Out):
     non_critical_findings_count: int
     ok_findings_count: int
     result: Optional[str]
-    findings: Optional[List[FindingOut]] = None
+    findings: Optional[List[Union[FindingOut, SvmFindingOut]]] = None
 
 
 class ScanResponse(Out):

@@ -178,7 +178,10 @@ def scan_dict(db: Session, sc: Scan, base: str, with_findings: bool = True) -> D
         "ok_findings_count": sc.ok_findings_count or 0,
         "result": sc.result,
     }
-    if with_findings:
+    if with_findings and sc.module == "svm":  # one finding per package (svm.py)
+        from .svm import finding_dicts
+        out["findings"] = finding_dicts(db, sc.id, base)
+    elif with_findings:
         rows = db.scalars(select(Finding).where(Finding.scan_id == sc.id)
                           .order_by(Finding.position)).all()
         out["findings"] = [finding_dict(f, base) for f in rows]

@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
-from .. import fw
+from .. import fw, svm
 from .. import agent_schemas as doc
 # the bounds of a result (PROTOCOL.md) live with the protocol's models
 from ..agent_schemas import (MAX_DEPTH, MAX_DETAIL_FIELDS, MAX_DETAILS, MAX_FINDINGS, MAX_ITEMS,
@@ -411,6 +411,15 @@ def _agent_time(scan: Dict[str, Any], field: str) -> Optional[_dt.datetime]:
         raise BadRequest("scan.%s must be an ISO 8601 string" % field)
 
 
+def _svm_packages(scan: Dict[str, Any]) -> List[Dict[str, Any]]:
+    try:
+        return svm.validate_packages(scan.get("packages"))
+    except OverflowError as exc:
+        raise _too_much(str(exc))
+    except ValueError as exc:
+        raise BadRequest(str(exc))
+
+
 @router.post("/agent/v1/commands/{command_id}/result", status_code=204,
              openapi_extra=doc.json_body(doc.AgentCommandResult),
              responses={400: {"model": doc.AgentError}, 401: {"model": doc.AgentError},
@@ -427,6 +436,7 @@ def command_result(command_id: str, request: Request, _agent: str = Depends(agen
         raise BadRequest("scan must be an object")
     scan_obj = scan_obj or {}
     findings = _findings(scan_obj.get("findings"))
+    packages = _svm_packages(scan_obj)  # svm: the installed packages the grid matches
     started = _agent_time(scan_obj, "agent_started_at")
     completed = _agent_time(scan_obj, "agent_completed_at")
     reason = body.get("result")
@@ -468,6 +478,13 @@ def command_result(command_id: str, request: Request, _agent: str = Depends(agen
         sc.analysis_started_at, sc.analysis_completed_at, sc.completed_at = now, now, now
         sc.result = c.result
         sc.server_hostname = srv.hostname
+        if c.name == "svm" and status == "completed":  # findings from the feed (svm.py)
+            why = svm.apply_result(db, srv, sc, scan_obj, packages)
+            if why:
+                status = c.status = sc.status = "failed"
+                reason = c.result = sc.result = why
+            crit, noncrit = sc.critical_findings_count, sc.non_critical_findings_count
+            ok = sc.ok_findings_count
         if status == "failed":
             record_event(db, "scan_failed", "Scan failed", "%s scan failed on server %s: %s"
                          % (c.name, srv.hostname, reason or "no reason given"), server=srv,

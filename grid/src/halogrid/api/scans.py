@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 
+from typing import Union
+
 from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
 from typing_extensions import Annotated
@@ -9,9 +11,11 @@ from typing_extensions import Annotated
 from ..common import (DB, RESULT_MODULES, CsvQuery, HaloRoute, Paging, Reader, SortBy,
                       base_url, csv_param, paginate, parse_time, sort_order)
 from ..errors import NotFound, invalid
-from ..models import Finding, Scan
-from ..schemas import ERROR_RESPONSES, FindingResponse, ScanList, ScanResponse
+from ..models import Finding, Scan, SvmFinding
+from ..schemas import (ERROR_RESPONSES, FindingResponse, ScanList, ScanResponse,
+                       SvmFindingResponse)
 from ..serialize import finding_dict, scan_dict
+from ..svm import finding_dict as svm_finding_dict
 from .util import get_by_id, get_or_404
 
 router = APIRouter(prefix="/v1/scans", tags=["scans"], route_class=HaloRoute,
@@ -68,9 +72,15 @@ def get_scan(scan_id: str, request: Request, _p: Reader, db: DB):
     return {"scan": scan_dict(db, sc, base_url(request))}
 
 
-@router.get("/{scan_id}/findings/{finding_id}", response_model=FindingResponse)
+@router.get("/{scan_id}/findings/{finding_id}",
+            response_model=Union[FindingResponse, SvmFindingResponse])
 def get_finding(scan_id: str, finding_id: str, request: Request, _p: Reader, db: DB):
-    get_or_404(db, Scan, scan_id, "scan")
+    sc = get_or_404(db, Scan, scan_id, "scan")
+    if sc.module == "svm":  # one installed package (svm.py)
+        sf = get_by_id(db, SvmFinding, finding_id)
+        if sf is None or sf.scan_id != scan_id:
+            raise NotFound("finding", finding_id)
+        return dict(svm_finding_dict(sf, base_url(request)), scan_id=scan_id)
     f = get_by_id(db, Finding, finding_id)
     if f is None or f.scan_id != scan_id:
         raise NotFound("finding", finding_id)

@@ -113,7 +113,8 @@ def start_scan(server_id: str, body: ScanBody, request: Request, p: Writer, db: 
     stored = SCAN_MODULES[module]
     if stored is None:
         raise invalid("module", module, "unsupported",
-                      "Module %s is not run by this grid; supported: sca (alias csm)" % module)
+                      "Module %s is not run by this grid; supported: %s"
+                      % (module, ", ".join(m for m, run in SCAN_MODULES.items() if run)))
     if s.state == "deactivated":
         raise invalid("server_id", s.id, "invalid",
                       "Server %s is deactivated and cannot be scanned" % s.id)
