@@ -15,6 +15,9 @@ grid on the lab's controller address, then the seed's steps with the collection'
   11    playbooks/provision.yml    the same playbook again, now admitting: the role changes
                                    nothing, the scan passes web1 only, web1 moves to ProdWebClean
         ping matrix: web1 reaches app1, web2 still does not; web2's failed rules.
+  12    scripts/lab/drift.yml      web1 drifts: root may log in over ssh again
+  13    playbooks/demote.yml       web1's scan is no longer clean: back to ProdWebDirty, and
+                                   app1 drops it again; web1's failed rule.
 
 Without them (not root, no `ip netns`, ...) it says why and falls back to agents scanning
 prepared root trees. Everything it starts (lab hosts, grid, agents) it stops, also on failure
@@ -117,6 +120,20 @@ def lab_demo(seedlab):
             print("    - " + rule)
         if (before[2], after[2]) != ({"web1": False, "web2": False}, {"web1": True, "web2": False}):
             raise SystemExit("the firewall did not behave as the seed describes (logs in %s)" % workdir)
+
+        # Membership must stay true after admission: web1 drifts and goes back to staging.
+        step("step 12, web1 drifts: root may log in over ssh again", "scripts/lab/drift.yml")
+        step("step 13, demotion of the production hosts whose scan is no longer clean",
+             "playbooks/demote.yml")
+        demoted = ("after web1 drifted", lab.membership(),
+                   lab.wait_for_pings({"web1": False, "web2": False}))
+        banner("demotion: web1 is back in %s" % demoted[1]["web1"])
+        print_matrix(lab, [before, after, demoted])
+        print("\n  web1's failed rules now:")
+        for rule in lab.failed_rules("web1"):
+            print("    - " + rule)
+        if demoted[1]["web1"] != "ProdWebDirty" or demoted[2] != {"web1": False, "web2": False}:
+            raise SystemExit("web1 was not demoted and blocked from app1 (logs in %s)" % workdir)
     banner("done in %.1fs; lab hosts and grid stopped (logs in %s)" % (time.monotonic() - started, workdir))
 
 
@@ -156,6 +173,14 @@ def tree_demo():
             playbook(env, "admit.yml", "-e", "halo_source_group=ProdWebDirty",
                      "-e", "halo_destination_group=ProdWebClean")
             banner("membership after admission")
+            membership(api)
+
+            banner("web1 drifts: root may log in over ssh again (its tree's sshd_config)")
+            config = workdir / "web1" / "etc" / "ssh" / "sshd_config"
+            config.write_text(config.read_text().replace("PermitRootLogin prohibit-password",
+                                                         "PermitRootLogin yes"))
+            playbook(env, "demote.yml")
+            banner("membership after demotion")
             membership(api)
         finally:
             for agent in agents:

@@ -59,6 +59,16 @@ options:
       - Linux firewall policy of the group, by name or id.
       - An empty string removes the firewall policy from the group.
     type: str
+  scan_interval:
+    description:
+      - Seconds between the configuration (C(sca)) scans the service starts by itself on
+        each server of the group, so that drift is noticed without a playbook asking for a scan.
+      - V(0) removes the schedule.
+      - This is the C(scan_interval) of the halogrid grid's group API (it accepts 10 to 31536000
+        seconds). Halo itself schedules scans in its portal settings; a service that does not
+        store the field fails the task rather than reporting a change that did not happen.
+    type: int
+    version_added: 0.2.0
   move_servers_to:
     description:
       - With O(state=absent), move the group's servers (active, missing and deactivated)
@@ -113,6 +123,11 @@ EXAMPLES = r"""
     name: CriticalApplication
     linux_firewall_policy: Protect CriticalApplication
 
+- name: Rescan the production servers every hour, so drift is noticed
+  cloudpassage.halo.halo_group:
+    name: ProdWebClean
+    scan_interval: 3600
+
 - name: Retire the staging group, its servers go to production
   cloudpassage.halo.halo_group:
     name: ProdWebDirty
@@ -124,7 +139,8 @@ RETURN = r"""
 group:
   description:
     - The group as the API describes it after the task (fields C(id), C(name), C(tag),
-      C(description), C(parent_id), C(policy_ids), C(linux_firewall_policy_id) and more).
+      C(description), C(parent_id), C(policy_ids), C(linux_firewall_policy_id),
+      C(scan_interval) and more).
     - In check mode, what it would be; a group that would be created has no C(id).
     - Empty after the group was deleted or when it did not exist.
   returned: always
@@ -135,6 +151,7 @@ group:
     tag: NewDirty
     policy_ids: [5d8f1a0b9c7e4d3a2b1c0f9e8d7c6b5a]
     linux_firewall_policy_id: null
+    scan_interval: 3600
 moved_servers:
   description: Servers moved out of the group before it was deleted (or that would be).
   returned: when O(state=absent)
@@ -157,7 +174,8 @@ from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import 
 from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_module import SERVER_STATES, HaloModule
 
 # The group fields this module manages, as the API names them.
-MANAGED_FIELDS = ("name", "description", "tag", "parent_id", "policy_ids", "linux_firewall_policy_id")
+MANAGED_FIELDS = ("name", "description", "tag", "parent_id", "policy_ids", "linux_firewall_policy_id",
+                  "scan_interval")
 
 
 def _same(current, wanted):
@@ -181,6 +199,8 @@ def wanted_fields(client, params, groups):
     if params["linux_firewall_policy"] is not None:
         firewall = params["linux_firewall_policy"]
         fields["linux_firewall_policy_id"] = client.find_firewall_policy(firewall)["id"] if firewall else None
+    if params["scan_interval"] is not None:
+        fields["scan_interval"] = params["scan_interval"] or None
     return fields
 
 
@@ -209,6 +229,11 @@ def ensure_present(module, group, groups):
         else:
             client.update_group(group["id"], changes)
             result["group"] = client.get_group(group["id"])
+        if "scan_interval" in changes and not _same(result["group"].get("scan_interval"), changes["scan_interval"]):
+            # Halo's own API has no such field and ignores unknown ones: say so, never "changed"
+            raise HaloError("the service did not store scan_interval for group %s (it answers %r): scheduled scans "
+                            "are a halogrid grid feature; Halo schedules scans in its portal settings"
+                            % (module.params["name"], result["group"].get("scan_interval")))
     if module._diff:
         result["diff"] = {"before": before, "after": dict(before, **changes)}
     return result
@@ -263,6 +288,7 @@ def main():
             parent=dict(type="str"),
             config_policies=dict(type="list", elements="str"),
             linux_firewall_policy=dict(type="str"),
+            scan_interval=dict(type="int"),
             move_servers_to=dict(type="str"),
             move_servers_to_parent=dict(type="bool", default=False),
         ),

@@ -20,7 +20,7 @@ from .api import agent, events, firewall, groups, oauth, policies, scans, server
 from .common import record_event
 from .config import Config
 from .db import WORKER_THREADS, init_db, make_engine, session_factory
-from .deadlines import sweep_deadlines
+from .deadlines import schedule_scans, sweep_deadlines
 from .errors import install_handlers
 from .models import Server, utcnow
 from .notify import Notifier
@@ -76,6 +76,12 @@ async def _sweeper(grid: Grid) -> None:
             await run_in_threadpool(sweep_deadlines, grid.Session, grid.config.command_timeout)
         except Exception:
             log.exception("command deadline sweep failed")
+        # after the missing-server sweep: a server just found missing gets its failed scan
+        try:
+            await run_in_threadpool(schedule_scans, grid.Session, None,
+                                    grid.notifier.notify_many)
+        except Exception:
+            log.exception("scheduled scans failed")
 
 
 def create_app(config: Config, engine: Optional[Engine] = None) -> FastAPI:

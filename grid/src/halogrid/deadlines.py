@@ -1,21 +1,25 @@
-"""Deadlines of commands and scans: nothing stays open forever.
+"""Deadlines of commands and scans, and the scans the grid starts by itself.
 
 An agent killed mid-scan never reports, and a server that is retired or never polls again
 never picks its commands up. A command (and its scan) open longer than `command_timeout`
 seconds - queued/pending counted from its creation, started from its start - is failed with
 the reason, and so are a retired server's open commands at once.
+
+A group with a `scan_interval` gets a configuration scan queued on each member whose latest
+one is older than that (schedule_scans); a member whose agent is missing gets the scan
+recorded as failed with the reason instead. Both run in the grid's periodic sweep (app.py).
 """
 from __future__ import annotations
 
 import datetime as _dt
 import logging
-from typing import Optional
+from typing import Callable, Iterable, List, Optional
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from .common import record_event
-from .models import Command, Scan, Server, utcnow
+from .models import Command, Group, Scan, Server, utcnow
 
 log = logging.getLogger("halogrid")
 
@@ -99,3 +103,69 @@ def sweep_deadlines(session: sessionmaker, timeout: float) -> int:
     if n:
         log.info("deadline sweep: %d command(s)/scan(s) failed after %g s", n, timeout)
     return n
+
+
+# the module of the scheduled scan (what POST /v1/servers/{id}/scans stores for sca and csm)
+SCHEDULED_MODULE = "sca"
+SCHEDULE_BATCH = 500
+
+
+def schedule_scans(session: sessionmaker, now: Optional[_dt.datetime] = None,
+                   notify: Optional[Callable[[Iterable[str], Iterable[str]], None]] = None,
+                   limit: int = SCHEDULE_BATCH) -> int:
+    """Queue an sca scan on each active member of a group with a `scan_interval` whose latest
+    sca scan (any origin, any outcome) was created longer than that ago and who has none
+    open; a missing member gets it recorded as failed, with the reason. At most `limit` per
+    round (the rest are still due next round). `notify(servers, groups)`
+    wakes the long-polls of the servers once committed. Returns how many scans were recorded.
+    """
+    now = now or utcnow()
+    woken: List[str] = []
+    n = 0
+    with session() as db, db.begin():
+        # SKIP LOCKED (PostgreSQL): two grids on one database never schedule a group twice
+        groups = db.scalars(select(Group).where(Group.scan_interval.is_not(None))
+                            .order_by(Group.id).with_for_update(skip_locked=True)).all()
+        for g in groups:
+            if n >= limit:
+                break
+            cutoff = now - _dt.timedelta(seconds=g.scan_interval)
+            recent = exists().where(Scan.server_id == Server.id,
+                                    Scan.module == SCHEDULED_MODULE,
+                                    or_(Scan.created_at > cutoff, Scan.status.in_(OPEN_SCANS)))
+            due = db.scalars(select(Server).where(Server.group_id == g.id,
+                                                  Server.state.in_(("active", "missing")),
+                                                  ~recent)
+                             .order_by(Server.created_at, Server.id).limit(limit - n)).all()
+            for srv in due:
+                _scheduled_scan(db, srv, g, now)
+                if srv.state == "active":
+                    woken.append(srv.id)
+                n += 1
+    if woken and notify is not None:
+        notify(woken, ())
+    if n:
+        log.info("scan schedule: %d scan(s) recorded, %d queued", n, len(woken))
+    return n
+
+
+def _scheduled_scan(db: Session, srv: Server, g: Group, now: _dt.datetime) -> None:
+    cmd = Command(server_id=srv.id, name=SCHEDULED_MODULE, status="queued", created_at=now,
+                  updated_at=now)
+    db.add(cmd)
+    db.flush()
+    sc = Scan(server_id=srv.id, server_hostname=srv.hostname, group_id=srv.group_id,
+              command_id=cmd.id, module=SCHEDULED_MODULE, status="queued", created_at=now)
+    db.add(sc)
+    db.flush()
+    cmd.scan_id = sc.id
+    record_event(db, "scan_requested", "Scan requested",
+                 "%s scan requested on server %s (scheduled: every %d s in group %s)"
+                 % (SCHEDULED_MODULE, srv.hostname, g.scan_interval, g.name),
+                 server=srv, group=g, actor="grid", object_id=sc.id)
+    if srv.state != "active":
+        # recorded, not skipped: whoever reads the server's latest scan sees why there is none
+        fail_command(db, cmd, "not run: the server's agent is %s (last contact %sZ); the scan "
+                     "scheduled every %d s by group %s could not start"
+                     % (srv.state, srv.last_seen_at.isoformat(), g.scan_interval, g.name),
+                     now, srv)

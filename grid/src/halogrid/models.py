@@ -81,6 +81,9 @@ class Group(Base):
     linux_firewall_policy_id: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
     windows_firewall_policy_id: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    # seconds between the configuration scans the grid starts by itself on each member;
+    # None = none (nullable: an older database gets the column added, db.py)
+    scan_interval: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
     created_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
 

@@ -12,7 +12,8 @@ import re
 from typing import Any, Dict, List, Literal, Optional, Union
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator,
-                      Field, StringConstraints, Tag, field_validator, model_validator)
+                      Field, StrictInt, StringConstraints, Tag, field_validator,
+                      model_validator)
 from pydantic_core import PydanticCustomError
 from typing_extensions import Annotated
 
@@ -172,6 +173,11 @@ class Page(Out):
 
 
 # -- groups -------------------------------------------------------------------------------
+# a whole number of seconds (not "60" nor true), from 10 s up to a year
+SCAN_INTERVAL_MIN, SCAN_INTERVAL_MAX = 10, 365 * 86400
+ScanInterval = Annotated[StrictInt, Field(ge=SCAN_INTERVAL_MIN, le=SCAN_INTERVAL_MAX)]
+
+
 class GroupIn(In):
     name: Optional[Name] = Field(None, description="Unique; required on create")
     description: Optional[Text] = None
@@ -182,6 +188,9 @@ class GroupIn(In):
     fim_policy_ids: Optional[List[Hex32]] = None
     linux_firewall_policy_id: OptHex32 = None
     windows_firewall_policy_id: OptHex32 = None
+    scan_interval: Optional[ScanInterval] = Field(
+        None, description="grid addition: seconds between the configuration (sca) scans the "
+                          "grid starts by itself on each active or missing member; null = none")
 
 
 class GroupCreate(GroupIn):
@@ -217,6 +226,7 @@ class GroupOut(Out):
     has_children: bool
     group_path: Optional[str]
     is_default: bool
+    scan_interval: Optional[int]
     created_at: Optional[str]
     updated_at: Optional[str]
 
@@ -328,16 +338,6 @@ class FindingResponse(FindingOut):
     scan_id: Hex32
 
 
-class ScanOut(Out):
-    id: Hex32
-    url: str
-    module: str
-    status: str
-    server_id: str
-    server_hostname: Optional[str]
-    server_url: str
-    group_id: Optional[str]
-    command_id: Optional[str] = Field(description="grid addition: the command that ran it")
 # an svm finding: one installed package (halogrid/svm.py; API.md says what the SDK leaves open)
 class SvmCveEntry(Out):
     cve_entry: str
@@ -378,6 +378,16 @@ class SvmFindingResponse(SvmFindingOut):
     scan_id: Hex32
 
 
+class ScanOut(Out):
+    id: Hex32
+    url: str
+    module: str
+    status: str
+    server_id: str
+    server_hostname: Optional[str]
+    server_url: str
+    group_id: Optional[str]
+    command_id: Optional[str] = Field(description="grid addition: the command that ran it")
     created_at: Optional[str]
     agent_started_at: Optional[str]
     agent_completed_at: Optional[str]

@@ -92,6 +92,7 @@ def group_dict(db: Session, g: Group, base: str,
         "fim_policy_ids": list(g.fim_policy_ids or []),
         "server_counts": counts, "has_children": bool(has_children),
         "group_path": group_path(db, g, lookup), "is_default": bool(g.is_default),
+        "scan_interval": g.scan_interval,
         "created_at": iso(g.created_at), "updated_at": iso(g.updated_at),
     }
 

@@ -138,8 +138,10 @@ def update_group(group_id: str, body: GroupBody, p: Writer, db: DB, grid: GridDe
         record_event(db, "group_modified", "Server group modified",
                      "Group %s changed: %s" % (g.name, ", ".join(sorted(changed))),
                      group=g, actor=p.key_id)
-        # its members (its firewall policy) and the servers whose firewall rules name it
-        wake(db, grid, groups=fw.affected_groups(db, groups=[g.id], source_groups=[g.id]))
+        # its members (its firewall policy) and the servers whose firewall rules name it;
+        # a new scan schedule concerns no agent (the grid's sweep reads it)
+        if set(changed) - {"scan_interval"}:
+            wake(db, grid, groups=fw.affected_groups(db, groups=[g.id], source_groups=[g.id]))
     return Response(status_code=204)
 
 

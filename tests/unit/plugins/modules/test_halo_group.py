@@ -140,3 +140,47 @@ def test_deleting_a_missing_group_is_ok(fake_halo, run_module):
     result, failed = run_module(halo_group, dict(auth(fake_halo), name="ProdWebDirty", state="absent"))
     assert not failed and result["changed"] is False
     assert writes(fake_halo) == []
+
+
+# -- scan_interval ------------------------------------------------------------------------------
+SCHEDULED = dict(CLEAN, scan_interval=3600)
+
+
+def test_scan_interval_is_set_then_left_alone_and_zero_clears_it(fake_halo, run_module):
+    fake_halo.on("GET", "/v1/groups", (200, {"groups": [ROOT, CLEAN]}))
+    fake_halo.on("PUT", "/v1/groups/gc", (204, None))
+    fake_halo.on("GET", "/v1/groups/gc", (200, {"group": SCHEDULED}))
+    result, failed = run_module(halo_group, dict(auth(fake_halo), name="ProdWebClean", scan_interval=3600),
+                                diff=True)
+    assert not failed and result["changed"] is True, result
+    assert fake_halo.calls("PUT", "/v1/groups/gc")[0]["body"] == {"group": {"scan_interval": 3600}}
+    assert (result["diff"]["before"]["scan_interval"], result["diff"]["after"]["scan_interval"]) == (None, 3600)
+    assert result["group"]["scan_interval"] == 3600
+
+    fake_halo.requests.clear()
+    fake_halo.on("GET", "/v1/groups", (200, {"groups": [ROOT, SCHEDULED]}))
+    result, failed = run_module(halo_group, dict(auth(fake_halo), name="ProdWebClean", scan_interval=3600))
+    assert not failed and result["changed"] is False and writes(fake_halo) == []
+
+    fake_halo.on("GET", "/v1/groups/gc", (200, {"group": dict(CLEAN, scan_interval=None)}))
+    result, failed = run_module(halo_group, dict(auth(fake_halo), name="ProdWebClean", scan_interval=0))
+    assert not failed and result["changed"] is True
+    assert fake_halo.calls("PUT", "/v1/groups/gc")[-1]["body"] == {"group": {"scan_interval": None}}
+
+
+def test_scan_interval_in_check_mode_writes_nothing(fake_halo, run_module):
+    fake_halo.on("GET", "/v1/groups", (200, {"groups": [ROOT, CLEAN]}))
+    result, failed = run_module(halo_group, dict(auth(fake_halo), name="ProdWebClean", scan_interval=600),
+                                check_mode=True, diff=True)
+    assert not failed and result["changed"] is True
+    assert result["group"]["scan_interval"] == 600 and result["diff"]["after"]["scan_interval"] == 600
+    assert writes(fake_halo) == []
+
+
+def test_a_service_that_ignores_scan_interval_fails_the_task_instead_of_reporting_a_change(fake_halo, run_module):
+    # Halo's own API drops unknown group fields: the stored group comes back without it.
+    fake_halo.on("GET", "/v1/groups", (200, {"groups": [ROOT, CLEAN]}))
+    fake_halo.on("PUT", "/v1/groups/gc", (204, None))
+    fake_halo.on("GET", "/v1/groups/gc", (200, {"group": CLEAN}))
+    result, failed = run_module(halo_group, dict(auth(fake_halo), name="ProdWebClean", scan_interval=3600))
+    assert failed and "did not store scan_interval" in result["msg"], result
