@@ -38,6 +38,13 @@ options:
       - Move a server only while it is still in this group (by name or id), read again right
         before its move; others are left alone and reported in RV(left_alone).
     type: str
+  max_workers:
+    description:
+      - How many servers are moved at the same time (each one's re-read and move are one
+        after the other). Halo's API rate limit is per key; lower this when other jobs share
+        the key.
+    type: int
+    default: 10
 attributes:
   check_mode:
     support: full
@@ -117,6 +124,8 @@ destination_group:
   type: dict
 """
 
+from concurrent.futures import ThreadPoolExecutor
+
 from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import HaloError
 from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_module import (
     SERVER_SELECTION_ARGUMENT_SPEC,
@@ -133,24 +142,34 @@ def move(module):
     to_move = [server for server in servers if server.get("group_id") != destination["id"]]
     if to_move and not module.check_mode:
         client.require_write_scope()
-    moved, left_alone = [], []
-    for server in to_move:
-        if source is not None:
-            # Re-read just before the move: the group the caller judged it in may be stale.
-            current = client.get_server(server["id"])
-            if current.get("group_id") != source["id"]:
-                left_alone.append({"server_id": server["id"], "hostname": server.get("hostname"),
-                                   "group_name": current.get("group_name")})
-                continue
-        if not module.check_mode:
-            try:
+
+    def move_one(server):
+        """('moved' | 'left_alone', entry), or ('failed', error); one server's failure does not
+        stop the others, and the task then fails saying what moved."""
+        try:
+            if source is not None:
+                # Re-read just before the move: the group the caller judged it in may be stale.
+                current = client.get_server(server["id"])
+                if current.get("group_id") != source["id"]:
+                    return "left_alone", {"server_id": server["id"], "hostname": server.get("hostname"),
+                                          "group_name": current.get("group_name")}
+            if not module.check_mode:
                 client.move_server(server["id"], destination["id"])
-            except HaloError as exc:
-                # Say what already moved: the user must know the state the task left behind.
-                done = ", ".join(entry["hostname"] or entry["server_id"] for entry in moved) or "none"
-                raise HaloError("%s (moved before this error: %s)" % (exc, done))
-        moved.append({"server_id": server["id"], "hostname": server.get("hostname"),
-                      "from_group": server.get("group_name"), "to_group": destination.get("name")})
+        except HaloError as exc:
+            return "failed", "%s: %s" % (server.get("hostname") or server["id"], exc)
+        return "moved", {"server_id": server["id"], "hostname": server.get("hostname"),
+                         "from_group": server.get("group_name"), "to_group": destination.get("name")}
+
+    workers = max(1, min(module.params["max_workers"], len(to_move) or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        outcomes = list(pool.map(move_one, to_move))  # in the order of the selection
+    moved = [entry for kind, entry in outcomes if kind == "moved"]
+    left_alone = [entry for kind, entry in outcomes if kind == "left_alone"]
+    failed = [entry for kind, entry in outcomes if kind == "failed"]
+    if failed:
+        # Say what did move: the user must know the state the task left behind.
+        done = ", ".join(entry["hostname"] or entry["server_id"] for entry in moved) or "none"
+        raise HaloError("%s (moved: %s)" % ("; ".join(failed), done))
     result = {
         "changed": bool(moved),
         "moved": moved,
@@ -169,7 +188,8 @@ def move(module):
 
 def main():
     argument_spec = dict(SERVER_SELECTION_ARGUMENT_SPEC)
-    argument_spec.update(destination_group=dict(type="str", required=True), from_group=dict(type="str"))
+    argument_spec.update(destination_group=dict(type="str", required=True), from_group=dict(type="str"),
+                         max_workers=dict(type="int", default=10))
     module = HaloModule(argument_spec=argument_spec, supports_check_mode=True)
     module.run(move)
 

@@ -131,3 +131,18 @@ def test_secret_comes_from_the_environment(fake_halo, run_module, monkeypatch):
     assert not failed and result["servers"] == []
     import base64
     assert fake_halo.calls("POST")[0]["headers"]["Authorization"] == "Basic " + base64.b64encode(b"env-key:env-secret").decode()
+
+
+def test_group_move_moves_the_others_when_one_move_fails_and_says_what_moved(fake_halo, run_module):
+    """Moves run side by side (max_workers); one refused move no longer leaves the servers
+    after it unmoved, and the failure names the server and every one that did move."""
+    web3 = dict(WEB1, id="s3", hostname="web3")
+    fake_halo.on("GET", "/v1/groups", (200, GROUPS))
+    fake_halo.on("GET", "/v1/servers", (200, {"servers": [WEB1, web3]}))
+    fake_halo.on("PUT", "/v1/servers/s1", (422, {"message": "Validation Failed"}))
+    fake_halo.on("PUT", "/v1/servers/s3", (204, None))
+    result, failed = run_module(halo_group_move, dict(auth(fake_halo), server_ids=["s1", "s3"],
+                                                      destination_group="ProdWebClean", max_workers=2))
+    assert failed
+    assert "web1" in result["msg"] and "moved: web3" in result["msg"]
+    assert sorted(p["path"] for p in fake_halo.calls("PUT")) == ["/v1/servers/s1", "/v1/servers/s3"]
