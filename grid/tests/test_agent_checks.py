@@ -458,3 +458,27 @@ def test_world_writable_directories_have_sticky_bit(tmp_path):
     assert statuses(run(check, tmp_path)) == ["good"]
     os.symlink("/tmp", str(tmp_path / "link"))  # symlinks are not followed
     assert statuses(run(check, tmp_path)) == ["good"]
+
+
+def test_a_missing_directory_is_not_applicable_only_where_the_check_allows_it(tmp_path):
+    """The OpenSCAP agreement bench: a minimal Debian has no /etc/cron.weekly, and the cron
+    rule was indeterminate there (no verdict for ever), where OpenSCAP passes it."""
+    from haloagent import scan
+    from haloagent.checks import is_not_applicable
+    os.makedirs(os.path.join(str(tmp_path), "etc/cron.d"), mode=0o700)
+    os.chmod(os.path.join(str(tmp_path), "etc/cron.d"), 0o700)
+
+    def rule(**extra):
+        check = dict({"object_type": "directory_acl", "files": "/etc/cron.d, /etc/cron.weekly",
+                      "acls": "*00"}, **extra)
+        return {"name": "cron", "checks": [check]}
+
+    [finding] = scan.scan_policies([{"rules": [rule(absent_ok=True)]}], ScanContext(str(tmp_path)))
+    assert finding["status"] == "good" and not is_not_applicable(finding)
+    weekly = [d for d in finding["details"] if d["target"] == "/etc/cron.weekly"][0]
+    assert weekly["scan_status"] == "not_applicable" and "absent" in weekly["reason"]
+    [strict] = scan.scan_policies([{"rules": [rule()]}], ScanContext(str(tmp_path)))
+    assert strict["status"] == "indeterminate"
+    os.rmdir(os.path.join(str(tmp_path), "etc/cron.d"))  # nothing left to judge: no evidence
+    [none] = scan.scan_policies([{"rules": [rule(absent_ok=True)]}], ScanContext(str(tmp_path)))
+    assert is_not_applicable(none)

@@ -303,11 +303,21 @@ def mode_allowed(mode: int, acl: str) -> bool:
 
 def _stat_targets(check: Dict[str, Any], ctx: ScanContext, expected: str, want_dir: bool,
                   judge: Callable[[os.stat_result], Any]) -> List[Detail]:
-    """Details for checks on the metadata of each file or directory of the check."""
+    """Details for checks on the metadata of each file or directory of the check. With
+    ``absent_ok`` (a grid addition), a target that does not exist has nothing to protect:
+    not applicable, as OpenSCAP's file_permissions rules judge it (a minimal Debian has no
+    /etc/cron.weekly); without it, a missing target stays indeterminate."""
     results = []
     for path in as_list(check.get("files")) + as_list(check.get("folders")):
         try:
             st = ctx.fs.stat(path)
+        except FileNotFoundError as exc:
+            if as_bool(check.get("absent_ok"), default=False):
+                results.append(detail(check, path, expected, None, True, scan_status=NOT_APPLICABLE,
+                                      reason="not applicable: %s is absent" % path))
+            else:
+                results.append(undetermined(check, path, expected, os_error_reason(exc)))
+            continue
         except OSError as exc:
             results.append(undetermined(check, path, expected, os_error_reason(exc)))
             continue
