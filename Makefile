@@ -52,8 +52,9 @@ test-molecule: venv
 	molecule test -s lifecycle
 	molecule test -s vendor
 
-# The scale benchmarks (bench/run_all.py): figures beside the scale targets, no asserts.
-# Modest sizes by default (about 15 minutes); BENCH_ARGS="--admission 100 1000 --fleet 10000
+# The scale benchmarks (bench/run_all.py): figures beside the scale targets, no asserts, and
+# the time from a host's drift to its demotion (bench/drift_to_demotion.py, --drift 0 skips it).
+# Modest sizes by default (about 25 minutes); BENCH_ARGS="--admission 100 1000 --fleet 10000
 # --postgresql" for the target sizes on both databases.
 BENCH_ARGS ?=
 bench: venv

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """`make bench`: the scale benchmarks at modest sizes, and one table of the figures
 beside the targets. Each bench runs as its own process (bench/admission_scale.py,
-bench/fleet_poll.py) and hands its figures over as JSON. Prints figures, asserts nothing.
+bench/fleet_poll.py, bench/drift_to_demotion.py) and hands its figures over as JSON.
+Prints figures, asserts nothing.
 
-    .venv/bin/python bench/run_all.py [--admission 100 300] [--fleet 2000] [--seed-limit 20] [--postgresql]
+    .venv/bin/python bench/run_all.py [--admission 100 300] [--fleet 2000] [--seed-limit 20]
+                                      [--drift 30] [--postgresql]
 
 The targets are for 1,000 workloads and 10,000 agents (`--admission 100 1000 --fleet 10000`);
 at other sizes the table names the size each figure was measured at.
@@ -93,12 +95,24 @@ def rows_for(admission, fleet):
     return rows
 
 
+def drift_rows(drift, interval):
+    rows = []
+    for combo in ("rulebook+now", "scheduled+rulebook", "scheduled+cron"):
+        total = ((drift or {}).get(combo) or {}).get("total") or {}
+        if total.get("count"):
+            rows.append(("drift -> demotion, %s (S = M = %d s), min / median / max" % (combo, interval), "-",
+                         "%s / %s / %s" % (cell(total["min"]), cell(total["median"]), cell(total["max"]))))
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--admission", type=int, nargs="*", default=[100, 300], help="admission sizes")
     parser.add_argument("--fleet", type=int, default=2000, help="agents of the long-poll bench (0: skip)")
     parser.add_argument("--seed-limit", type=int, default=20)
     parser.add_argument("--postgresql", action="store_true", help="also on PostgreSQL (a throw-away cluster)")
+    parser.add_argument("--drift", type=int, default=30,
+                        help="scan and cron interval of bench/drift_to_demotion.py, on SQLite (0: skip)")
     args = parser.parse_args()
     databases = ["sqlite"] + (["postgresql"] if args.postgresql else [])
     results = {}
@@ -112,6 +126,10 @@ def main():
         if args.fleet:
             fleet = run_bench("fleet_poll.py", ["--agents", str(args.fleet), *extra], "fleet on %s" % db)
         results[db] = rows_for(admission, fleet)
+        if args.drift and db == "sqlite":  # waits on schedules, not on the database
+            drift = run_bench("drift_to_demotion.py", ["--scan-interval", str(args.drift),
+                                                       "--cron-interval", str(args.drift)], "drift to demotion")
+            results[db] += drift_rows(drift, args.drift)
 
     # one table: figure, target, then a column per database
     labels = []
