@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as _dt
+import json
 import logging
+import os
 from contextlib import asynccontextmanager
 from typing import Optional, Set
 
 import anyio
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 
 from . import __version__
@@ -23,10 +26,29 @@ from .db import WORKER_THREADS, init_db, make_engine, session_factory
 from .deadlines import schedule_scans, sweep_deadlines
 from .errors import install_handlers
 from .models import Server, utcnow
-from .notify import Notifier
+from .notify import Notifier, PgWakeups
 from .ratelimit import FailureCounter, RateLimiter
 
 log = logging.getLogger("halogrid")
+
+# PostgreSQL advisory lock keys (per database): the schema set-up, and a round of the sweeper
+INIT_LOCK = int.from_bytes(b"halogrdI", "big")
+SWEEP_LOCK = int.from_bytes(b"halogrdS", "big")
+# `halogrid serve --workers N` hands each worker process its Config as JSON in this variable
+CONFIG_ENV = "HALOGRID_SERVE_CONFIG"
+
+
+def _is_pg(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def _pg_connect(engine: Engine):
+    """A function opening a new psycopg connection in autocommit mode, outside the pool."""
+    import psycopg
+
+    cargs, cparams = engine.dialect.create_connect_args(engine.url)
+    cparams = {k: v for k, v in cparams.items() if k != "context"}
+    return lambda: psycopg.connect(*cargs, autocommit=True, **cparams)
 
 
 class Grid:
@@ -35,9 +57,21 @@ class Grid:
     def __init__(self, config: Config, engine: Optional[Engine] = None) -> None:
         self.config = config
         self.engine = engine or make_engine(config.db)
-        init_db(self.engine)
+        if _is_pg(self.engine):
+            # grid processes starting together on a new database create the schema in turn
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": INIT_LOCK})
+                conn.commit()
+                try:
+                    init_db(self.engine)
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": INIT_LOCK})
+                    conn.commit()
+        else:
+            init_db(self.engine)
         self.Session = session_factory(self.engine)
         self.notifier = Notifier()
+        self.wakeups: Optional[PgWakeups] = None  # started by the app's lifespan
         self.limiter = RateLimiter(config.rate_limit, config.rate_window)
         self.auth_failures = FailureCounter(config.auth_fail_limit, config.rate_window)
         self.started_at = utcnow()
@@ -65,23 +99,54 @@ class Grid:
         return n
 
 
+def _sweep_steps(grid: Grid) -> None:
+    try:
+        grid.sweep_missing(grid.notifier.polling())
+    except Exception:  # keep sweeping whatever one round did
+        log.exception("missing-server sweep failed")
+    try:
+        sweep_deadlines(grid.Session, grid.config.command_timeout)
+    except Exception:
+        log.exception("command deadline sweep failed")
+    # after the missing-server sweep: a server just found missing gets its failed scan
+    try:
+        schedule_scans(grid.Session, None, grid.notifier.notify_many)
+    except Exception:
+        log.exception("scheduled scans failed")
+
+
+def sweep_round(grid: Grid) -> bool:
+    """One round of the grid's own work. On PostgreSQL several grid processes share the
+    database: a round runs under an advisory lock, so two never overlap (a process that finds
+    the lock taken skips its round: another one is doing it). False if skipped."""
+    if not _is_pg(grid.engine):
+        _sweep_steps(grid)
+        return True
+    with grid.engine.connect() as conn:
+        got = conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": SWEEP_LOCK})
+        conn.commit()  # the lock belongs to the session, not to a transaction
+        if not got:
+            return False
+        try:
+            _sweep_steps(grid)
+        finally:
+            try:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": SWEEP_LOCK})
+                conn.commit()
+            except Exception:
+                # never give the pool a connection that may still hold the lock
+                conn.invalidate()
+                raise
+    return True
+
+
 async def _sweeper(grid: Grid) -> None:
     while True:
         await asyncio.sleep(grid.config.sweep_every())
         try:
-            await run_in_threadpool(grid.sweep_missing, grid.notifier.polling())
-        except Exception:  # keep sweeping whatever one round did
-            log.exception("missing-server sweep failed")
-        try:
-            await run_in_threadpool(sweep_deadlines, grid.Session, grid.config.command_timeout)
+            await run_in_threadpool(sweep_round, grid)
         except Exception:
-            log.exception("command deadline sweep failed")
-        # after the missing-server sweep: a server just found missing gets its failed scan
-        try:
-            await run_in_threadpool(schedule_scans, grid.Session, None,
-                                    grid.notifier.notify_many)
-        except Exception:
-            log.exception("scheduled scans failed")
+            log.exception("sweep round failed")
 
 
 def create_app(config: Config, engine: Optional[Engine] = None) -> FastAPI:
@@ -92,6 +157,16 @@ def create_app(config: Config, engine: Optional[Engine] = None) -> FastAPI:
         grid.notifier.loop = asyncio.get_running_loop()
         # The thread pool of sync routes stays smaller than the connection pool (db.POOL).
         anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
+        if _is_pg(grid.engine):
+            try:
+                grid.wakeups = PgWakeups(grid.notifier, _pg_connect(grid.engine))
+            except ImportError:
+                log.warning("psycopg is not installed: long-polls held by other grid "
+                            "processes are not woken by this one's changes")
+            else:
+                # polls are answered once the LISTEN is in place (or after 10 s without it)
+                if not await run_in_threadpool(grid.wakeups.start):
+                    log.warning("wake-ups: not listening yet; retrying in the background")
         task = asyncio.create_task(_sweeper(grid))
         try:
             yield
@@ -101,6 +176,8 @@ def create_app(config: Config, engine: Optional[Engine] = None) -> FastAPI:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
+            if grid.wakeups is not None:
+                await run_in_threadpool(grid.wakeups.stop)
 
     # /openapi.json is the machine-readable contract (API.md is the human one); no docs UI:
     # its pages would load scripts from a CDN
@@ -135,3 +212,14 @@ def create_app(config: Config, engine: Optional[Engine] = None) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The app of one worker process of `halogrid serve --workers N` (uvicorn imports it by
+    name in each worker): the Config comes as JSON in $HALOGRID_SERVE_CONFIG."""
+    raw = json.loads(os.environ[CONFIG_ENV])
+    names = {f.name for f in dataclasses.fields(Config)}
+    config = Config(**{k: v for k, v in raw.items() if k in names})
+    level = os.environ.get("HALOGRID_LOG_LEVEL", "info").upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return create_app(config)

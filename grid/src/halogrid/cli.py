@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as _dt
 import json
 import logging
@@ -57,6 +58,16 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc))
 
 
+def _workers(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not a number of processes: %r" % text)
+    if not 1 <= n <= 64:
+        raise argparse.ArgumentTypeError("workers must be from 1 to 64")
+    return n
+
+
 def _iso(when) -> Optional[str]:
     return None if when is None else when.isoformat() + "Z"
 
@@ -69,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the grid")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8443)
+    serve.add_argument("--workers", type=_workers, default=1, metavar="N",
+                       help="grid processes serving the port; more than 1 needs PostgreSQL "
+                            "(--db postgresql+psycopg://...) (default 1)")
     _db_arg(serve)
     serve.add_argument("--token-ttl", type=int, default=900,
                        help="lifetime of OAuth tokens in seconds (default 900)")
@@ -189,10 +203,31 @@ def cmd_serve(args) -> int:
                     result_body_limit=args.result_body_limit,
                     policy_body_limit=args.policy_body_limit,
                     api_body_limit=args.api_body_limit, other_body_limit=args.other_body_limit)
-    app = create_app(config)
+    if args.workers > 1:
+        from .db import db_url
+        if not db_url(args.db).startswith("postgresql"):
+            # SQLite's one write lock is handed on by a lock inside the process
+            # (db._one_writer_at_a_time): several processes would fight over it
+            raise SystemExit("halogrid: --workers %d needs PostgreSQL (--db postgresql+psycopg"
+                             "://user:pw@host/db); with SQLite the grid runs one process"
+                             % args.workers)
+        if args.missing_after <= config.max_poll_wait:
+            logging.getLogger("halogrid").warning(
+                "--missing-after %g is not above the longest long-poll (%g s): with several "
+                "processes, a server waiting on another process may be marked missing",
+                args.missing_after, config.max_poll_wait)
+        # uvicorn starts the workers by importing the app factory: the Config goes along
+        # in the environment
+        from .app import CONFIG_ENV
+        os.environ[CONFIG_ENV] = json.dumps(dataclasses.asdict(config))
+        os.environ["HALOGRID_LOG_LEVEL"] = args.log_level
+        app = "halogrid.app:create_app_from_env"
+    else:
+        app = create_app(config)
     # The client address decides allowed networks and failure counts: X-Forwarded-For is
     # believed only from the proxies named (uvicorn would believe any local caller).
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
+    uvicorn.run(app, factory=args.workers > 1, workers=args.workers,
+                host=args.host, port=args.port, log_level=args.log_level,
                 ssl_certfile=args.certfile, ssl_keyfile=args.keyfile,
                 proxy_headers=bool(args.forwarded_allow_ips),
                 forwarded_allow_ips=args.forwarded_allow_ips or "",

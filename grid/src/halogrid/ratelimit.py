@@ -1,6 +1,14 @@
 """In-memory counters: API calls per API key (Halo limits calls per minute) and failed
 authentications per client address. Both are bounded: an attacker's made-up key ids or
-addresses can never grow the grid's memory beyond a fixed number of entries."""
+addresses can never grow the grid's memory beyond a fixed number of entries.
+
+The counters belong to one process. A grid of N processes (`halogrid serve --workers N`, or
+grids on several machines behind one database) counts in each process on its own: a key may
+make up to N x --rate-limit calls a window, an address N x --auth-fail-limit failed
+authentications and N x --register-limit registrations. That is what an operator gets, said
+plainly (grid/README.md, "Large fleets"), rather than a shared counter that would cost a
+database write per API call; set the limits per process (for example --rate-limit divided
+by N) where the total matters."""
 from __future__ import annotations
 
 import ipaddress
