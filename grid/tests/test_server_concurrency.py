@@ -1,5 +1,8 @@
 """Many API calls at once against a real grid process."""
+import http.client
+import time
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import requests
 
@@ -42,3 +45,20 @@ def test_more_concurrent_writes_than_worker_threads_all_complete(grid, api):
     assert statuses.count(201) == len(statuses), sorted(set(statuses))
     after = api.ok("GET", "/v1/groups")["count"]
     assert after - before == 480
+
+
+def test_an_idle_keep_alive_connection_outlives_a_five_second_poll_interval(grid):
+    """The EDA event source reads events every 5 s on one kept-alive connection; the grid
+    closed idle connections after uvicorn's default 5 s, just as the source reused them, and
+    the source logged "connection reset" and backed off."""
+    url = urlsplit(grid.url)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    try:
+        for idle in (0, 6):  # the second call after idling longer than the old timeout
+            time.sleep(idle)
+            conn.request("GET", "/healthz")
+            answer = conn.getresponse()
+            answer.read()
+            assert answer.status == 200
+    finally:
+        conn.close()

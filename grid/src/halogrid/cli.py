@@ -13,6 +13,10 @@ from typing import List, Optional
 from . import __version__
 
 
+# seconds an idle keep-alive connection stays open (see cmd_serve)
+KEEP_ALIVE_SECONDS = 65
+
+
 def _db_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", default=os.environ.get("HALOGRID_DB"),
                    help="SQLite file path, or an SQLAlchemy URL such as "
@@ -231,7 +235,11 @@ def cmd_serve(args) -> int:
                 ssl_certfile=args.certfile, ssl_keyfile=args.keyfile,
                 proxy_headers=bool(args.forwarded_allow_ips),
                 forwarded_allow_ips=args.forwarded_allow_ips or "",
-                timeout_graceful_shutdown=3, access_log=args.log_level == "debug")
+                timeout_graceful_shutdown=3, access_log=args.log_level == "debug",
+                # idle keep-alive connections live longer than a client's poll interval (the
+                # EDA source reads events every 5 s): at uvicorn's 5 s the grid closed them
+                # just as the client reused them, and the client saw "connection reset"
+                timeout_keep_alive=KEEP_ALIVE_SECONDS)
     return 0
 
 
