@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-from typing import Callable, Iterable, List, Optional
+from typing import Callable, Iterable, List, Optional, Tuple
 
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -149,20 +149,27 @@ def schedule_scans(session: sessionmaker, now: Optional[_dt.datetime] = None,
     return n
 
 
-def _scheduled_scan(db: Session, srv: Server, g: Group, now: _dt.datetime) -> None:
-    cmd = Command(server_id=srv.id, name=SCHEDULED_MODULE, status="queued", created_at=now,
-                  updated_at=now)
+def queue_scan(db: Session, srv: Server, module: str, now: _dt.datetime, actor: str,
+               message: str, group: Optional[Group] = None) -> Tuple[Command, Scan]:
+    """A scan command for `srv`, queued, and its scan record, linked both ways (the command's
+    scan_id from the start: halo_scan judges exactly that scan), with its scan_requested event."""
+    cmd = Command(server_id=srv.id, name=module, status="queued", created_at=now, updated_at=now)
     db.add(cmd)
     db.flush()
     sc = Scan(server_id=srv.id, server_hostname=srv.hostname, group_id=srv.group_id,
-              command_id=cmd.id, module=SCHEDULED_MODULE, status="queued", created_at=now)
+              command_id=cmd.id, module=module, status="queued", created_at=now)
     db.add(sc)
     db.flush()
     cmd.scan_id = sc.id
-    record_event(db, "scan_requested", "Scan requested",
-                 "%s scan requested on server %s (scheduled: every %d s in group %s)"
-                 % (SCHEDULED_MODULE, srv.hostname, g.scan_interval, g.name),
-                 server=srv, group=g, actor="grid", object_id=sc.id)
+    record_event(db, "scan_requested", "Scan requested", message, server=srv, group=group,
+                 actor=actor, object_id=sc.id)
+    return cmd, sc
+
+
+def _scheduled_scan(db: Session, srv: Server, g: Group, now: _dt.datetime) -> None:
+    cmd, _scan = queue_scan(db, srv, SCHEDULED_MODULE, now, "grid",
+                            "%s scan requested on server %s (scheduled: every %d s in group %s)"
+                            % (SCHEDULED_MODULE, srv.hostname, g.scan_interval, g.name), group=g)
     if srv.state != "active":
         # recorded, not skipped: whoever reads the server's latest scan sees why there is none
         fail_command(db, cmd, "not run: the server's agent is %s (last contact %sZ); the scan "

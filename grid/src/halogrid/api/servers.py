@@ -9,7 +9,7 @@ from .. import fw
 from ..common import (DB, RESULT_MODULES, SCAN_MODULES, CsvQuery, GridDep, HaloRoute, Paging,
                       Reader, Servers, Writer, base_url, csv_param, paginate, record_event,
                       wake, wake_agents)
-from ..deadlines import close_server_commands
+from ..deadlines import close_server_commands, queue_scan
 from ..errors import NotFound, invalid
 from ..models import Command, Group, Scan, Server, utcnow
 from ..schemas import (ERROR_RESPONSES, CommandResponse, LatestResult, ScanBody, ServerBody,
@@ -118,18 +118,8 @@ def start_scan(server_id: str, body: ScanBody, request: Request, p: Writer, db: 
     if s.state == "deactivated":
         raise invalid("server_id", s.id, "invalid",
                       "Server %s is deactivated and cannot be scanned" % s.id)
-    now = utcnow()
-    cmd = Command(server_id=s.id, name=stored, status="queued", created_at=now, updated_at=now)
-    db.add(cmd)
-    db.flush()
-    scan = Scan(server_id=s.id, server_hostname=s.hostname, group_id=s.group_id,
-                command_id=cmd.id, module=stored, status="queued", created_at=now)
-    db.add(scan)
-    db.flush()
-    cmd.scan_id = scan.id
-    record_event(db, "scan_requested", "Scan requested",
-                 "%s scan requested on server %s" % (stored, s.hostname), server=s,
-                 actor=p.key_id, object_id=scan.id)
+    cmd, _scan = queue_scan(db, s, stored, utcnow(), p.key_id,
+                            "%s scan requested on server %s" % (stored, s.hostname))
     wake_agents(db, grid, s.id)
     return {"command": command_dict(cmd, base_url(request))}
 
