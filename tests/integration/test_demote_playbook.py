@@ -106,8 +106,11 @@ def test_a_missing_host_in_production_has_no_verdict(tmp_path):
         add_web_hosts(env)
         env.move("web1", "ProdWebClean")
         env.agents["web1"].stop()
+        # The stopped agent's last long-poll counts as contact until its wait (up to 30 s)
+        # ends; then missing_after (3 s) and one sweep: up to about 40 s, not 30.
         wait_for("web1 to be missing",
-                 lambda: {s["server_label"]: s["state"] for s in env.servers()}["web1"] == "missing")
+                 lambda: {s["server_label"]: s["state"] for s in env.servers()}["web1"] == "missing",
+                 timeout=60)
         run = env.playbook("demote.yml")
         assert run.rc != 0, run
         assert "web1: missing (no verdict)" in run.output
