@@ -137,6 +137,16 @@ def os_error_reason(exc: OSError) -> str:
     return exc.strerror or type(exc).__name__
 
 
+def presence_detail(check: Dict[str, Any], ctx: ScanContext, path: str, expected: Any,
+                    present: bool) -> Detail:
+    """Whether `path` exists, judged against `present` (indeterminate if it cannot be told)."""
+    try:
+        found = ctx.fs.exists(path)
+    except OSError as exc:
+        return undetermined(check, path, expected, os_error_reason(exc))
+    return detail(check, path, expected, "present" if found else "absent", found == present)
+
+
 # -- file content ----------------------------------------------------------------------
 def config_values(text: str, item: str, section: str = "", comment: str = "#",
                   delimiter: str = "") -> List[str]:
@@ -282,13 +292,7 @@ def check_file_presence(check: Dict[str, Any], ctx: ScanContext) -> List[Detail]
     expected = "present" if present else "absent"
     results = []
     for path in as_list(check.get("files")):
-        try:
-            found = ctx.fs.exists(path)
-        except OSError as exc:
-            results.append(undetermined(check, path, expected, os_error_reason(exc)))
-            continue
-        results.append(detail(check, path, expected, "present" if found else "absent",
-                              found == present))
+        results.append(presence_detail(check, ctx, path, expected, present))
     return results
 
 
@@ -491,13 +495,7 @@ def check_home_directory_file_presence(check: Dict[str, Any], ctx: ScanContext) 
                                       "no home directory", not present))
                 continue
             path = home.rstrip("/") + "/" + name.lstrip("/")
-            try:
-                found = ctx.fs.exists(path)
-            except OSError as exc:
-                results.append(undetermined(check, path, expected, os_error_reason(exc)))
-                continue
-            results.append(detail(check, path, expected, "present" if found else "absent",
-                                  found == present))
+            results.append(presence_detail(check, ctx, path, expected, present))
     return [r for r in results if r["status"] != GOOD] or [
         detail(check, "home directories of %d users" % len(selected), expected,
                "%s for every user" % expected, True)]
