@@ -13,10 +13,12 @@ export PATH := $(BIN):$(PATH)
 
 venv: $(VENV)/.installed $(COLLECTION_LINK)
 
-$(VENV)/.installed: requirements-dev.txt grid/pyproject.toml
+# devtools: the package halodev (test launchers, prepared trees, lab hosts, the demo), editable
+# so that it runs on this checkout.
+$(VENV)/.installed: requirements-dev.txt grid/pyproject.toml devtools/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements-dev.txt -e 'grid[postgresql]'
+	$(BIN)/pip install --quiet -r requirements-dev.txt -e 'grid[postgresql]' -e devtools
 	touch $@
 
 $(COLLECTION_LINK):
@@ -24,7 +26,7 @@ $(COLLECTION_LINK):
 	ln -sfn ../../.. $@
 
 demo: venv
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python -m halodev.demo
 
 # Every test: the Python suites, the collection checks, and the role's molecule scenario.
 test: test-python test-postgresql test-collection test-molecule

@@ -29,7 +29,7 @@ import requests
 import benchlib  # noqa: E402
 import seed_style  # noqa: E402
 from fleet import Fleet, FleetThread, print_figures  # noqa: E402
-from halogrid.testing import GridProcess  # noqa: E402
+from halodev.launchers import GridProcess  # noqa: E402
 
 REPO = benchlib.REPO
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))

@@ -174,7 +174,7 @@ def write_json(path, figures):
 
 # -- the public API, paged ------------------------------------------------------------------
 def with_timeout(api, seconds=120.0):
-    """A halogrid.testing.GridAPI whose calls give up after `seconds` (a wedged grid must not
+    """A halodev.launchers.GridAPI whose calls give up after `seconds` (a wedged grid must not
     hang the bench)."""
     original = api.session.request
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Drift to demotion: how long a host admitted to production keeps its place after its
 configuration breaks (root logins over ssh turned on in its tree), for the three ways to run
-membership control, against a real grid, a real agent (halogrid.testing.AgentProcess scanning
+membership control, against a real grid, a real agent (halodev.launchers.AgentProcess scanning
 a prepared tree), real ansible-playbook and real ansible-rulebook:
 
   rulebook+now        the bench requests a scan right after the drift (a drift detector, or the
@@ -26,7 +26,6 @@ median / max), asserts nothing.
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import random
@@ -41,7 +40,8 @@ from pathlib import Path
 import yaml
 
 import benchlib  # noqa: E402
-from halogrid.testing import AgentProcess, GridProcess  # noqa: E402
+from halodev import trees  # noqa: E402
+from halodev.launchers import AgentProcess, GridProcess  # noqa: E402
 
 REPO = benchlib.REPO
 BIN = Path(sys.executable).parent
@@ -51,14 +51,6 @@ STAGING, PRODUCTION = "ProdWebDirty", "ProdWebClean"
 CLEAN_LINE, DRIFT_LINE = "PermitRootLogin prohibit-password", "PermitRootLogin yes"
 PARTS = ("wait_scan", "scan", "pickup", "playbook")
 COMBOS = ("rulebook+now", "scheduled+rulebook", "scheduled+cron")
-
-
-def load_trees():
-    """The prepared trees of the grid's tests (grid/tests/fixtures/trees.py), by file."""
-    spec = importlib.util.spec_from_file_location("halo_trees", REPO / "grid/tests/fixtures/trees.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def playbook_env(url, key_id, secret):
@@ -233,7 +225,7 @@ class Lab:
         self.group_ids = {name: self.api.create_group(name, tag=tag, policy_ids=[debian["id"]])["id"]
                           for name, tag in ((STAGING, "NewDirty"), (PRODUCTION, None))}
         root = self.tmp / "tree-web1"
-        load_trees().make_compliant_tree(str(root))
+        trees.make_compliant_tree(str(root))
         (root / "etc" / "hostname").write_text("web1\n")
         self.sshd = root / "etc" / "ssh" / "sshd_config"
         self.agent = AgentProcess(self.grid.url, self.grid.agent_key, root=root, state_dir=self.tmp / "state-web1",

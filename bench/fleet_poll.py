@@ -21,7 +21,7 @@ import time
 
 import benchlib  # noqa: E402
 from fleet import Fleet, FleetThread, print_figures  # noqa: E402
-from halogrid.testing import GridProcess  # noqa: E402
+from halodev.launchers import GridProcess  # noqa: E402
 
 
 def open_descriptors(pid):

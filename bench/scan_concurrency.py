@@ -10,25 +10,18 @@ Prints the wall time of each and the ratio. Not a test: the figures depend on th
 """
 
 import argparse
-import importlib.util
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / ".collections"))
+import halodev
+from halodev import trees
+from halodev.launchers import AgentProcess, GridProcess
+
+halodev.use_collection()  # the checkout as cloudpassage.halo, through Ansible's collection loader
 
 from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import HaloClient  # noqa: E402
 from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_scanning import Scanner  # noqa: E402
-from halogrid.testing import AgentProcess, GridProcess  # noqa: E402
-
-
-def load_trees():
-    spec = importlib.util.spec_from_file_location("halo_trees", REPO / "grid/tests/fixtures/trees.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def main():
@@ -36,7 +29,6 @@ def main():
     parser.add_argument("--servers", type=int, default=10)
     parser.add_argument("--poll-interval", type=float, default=0.5)
     args = parser.parse_args()
-    trees = load_trees()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         agents = []

@@ -1,4 +1,4 @@
-"""Shared fixtures: real `halogrid serve` subprocesses (see halogrid.testing)."""
+"""Shared fixtures: real `halogrid serve` subprocesses (see halodev.launchers)."""
 from __future__ import annotations
 
 import contextlib
@@ -7,7 +7,7 @@ from typing import Any, Dict
 import pytest
 
 from gridhelpers import PG_ADMIN_URL, Agent, fresh_pg_database, register
-from halogrid.testing import GridProcess, GridAPI
+from halodev.launchers import GridProcess, GridAPI
 
 
 @pytest.fixture(scope="module")

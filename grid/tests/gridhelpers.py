@@ -11,7 +11,7 @@ from typing import Any, Dict, Tuple
 
 import requests
 
-from halogrid.testing import GridAPI, GridProcess
+from halodev.launchers import GridAPI, GridProcess
 
 _names = itertools.count(1)
 

@@ -392,7 +392,7 @@ def test_default_policies_on_a_host_without_openssh_server(tmp_path):
     import json
     from haloagent import scan
     from haloagent.checks import is_not_applicable
-    from fixtures.trees import make_compliant_tree
+    from halodev.trees import make_compliant_tree
     root = make_compliant_tree(str(tmp_path), "debian")
     os.remove(os.path.join(root, "etc/ssh/sshd_config"))
     _dpkg(root, "base-files", "rsyslog", "libc6")

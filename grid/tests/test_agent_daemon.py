@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from fixtures.trees import make_compliant_tree, make_failing_tree
+from halodev.trees import make_compliant_tree, make_failing_tree
 from haloagent import firewall
 from haloagent.agent import Agent, AgentConfig, Backoff
 

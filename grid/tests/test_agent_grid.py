@@ -1,6 +1,6 @@
 """Integration: real `halogrid serve` and real `haloagent run` processes on 127.0.0.1.
 
-The agents scan prepared trees (fixtures/trees.py) with the grid's bundled Debian policy.
+The agents scan prepared trees (halodev.trees) with the grid's bundled Debian policy.
 The firewall test puts a recording stand-in for `nft` first in the agent's PATH, so the
 machine's ruleset is never touched (the real nft is exercised in test_agent_firewall.py).
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from gridhelpers import unique
-from fixtures.trees import make_compliant_tree, make_failing_tree
-from halogrid.testing import AgentProcess, GridProcess, make_self_signed_cert
+from halodev.trees import make_compliant_tree, make_failing_tree
+from halodev.launchers import AgentProcess, GridProcess, make_self_signed_cert
 
 DEBIAN_POLICY = "CIS Core (Debian/Ubuntu) v1"
 AGENT_SRC = Path(__file__).resolve().parents[1] / "src"

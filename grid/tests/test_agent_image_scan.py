@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.trees import make_compliant_tree, make_failing_tree
+from halodev.trees import make_compliant_tree, make_failing_tree
 from haloagent import image as image_mod
 from haloagent import report, scan
 from haloagent.checks import ScanContext

@@ -9,7 +9,7 @@ import json
 import os
 
 from gridhelpers import run_scan
-from fixtures.trees import make_compliant_tree
+from halodev.trees import make_compliant_tree
 from haloagent import scan
 from haloagent.checks import ScanContext
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from halogrid.testing import AgentProcess, GridProcess
+from halodev.launchers import AgentProcess, GridProcess
 
 pytestmark = pytest.mark.skipif(
     not (Path(__file__).resolve().parents[1] / "src" / "haloagent" / "cli.py").exists(),

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from gridhelpers import register
-from halogrid.testing import GridProcess, make_self_signed_cert
+from halodev.launchers import GridProcess, make_self_signed_cert
 
 cloudpassage = pytest.importorskip("cloudpassage")
 

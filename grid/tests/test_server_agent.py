@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from gridhelpers import Agent, register, unique
-from halogrid.testing import GridProcess
+from halodev.launchers import GridProcess
 
 
 def test_register_needs_the_daemon_key(grid):

@@ -6,7 +6,7 @@ import time
 import pytest
 import requests
 
-from halogrid.testing import GridProcess
+from halodev.launchers import GridProcess
 
 
 def token(grid, key_id, secret, **kw):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from gridhelpers import register, run_scan
-from halogrid.testing import GridProcess
+from halodev.launchers import GridProcess
 from sourceaddr import grid_db
 
 

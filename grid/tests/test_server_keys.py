@@ -8,7 +8,7 @@ import sys
 
 import sqlalchemy
 
-from halogrid.testing import GridProcess
+from halodev.launchers import GridProcess
 from sourceaddr import bearer, call, engine_of, grid_db, token_request
 
 

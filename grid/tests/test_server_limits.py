@@ -14,7 +14,7 @@ import requests
 from gridhelpers import PG_ADMIN_URL, Agent, fresh_pg_database, register, run_scan, unique
 from halogrid.bodylimit import API_MAX, SCAN_RESULT_MAX, SMALL_MAX
 from halogrid.api import agent as agentmod
-from halogrid.testing import AgentProcess, GridProcess
+from halodev.launchers import AgentProcess, GridProcess
 
 BIG = 17 * 1000 * 1000  # the 17 MB of the issue
 
@@ -264,7 +264,7 @@ def test_the_agent_reads_a_413_sent_before_its_body(tmp_path, monkeypatch, tls):
     agent's client used to fail sending the rest (connection reset, or a TLS EOF) and never
     saw the grid's answer."""
     from haloagent.client import Credentials, GridClient, GridError
-    from halogrid.testing import make_self_signed_cert
+    from halodev.launchers import make_self_signed_cert
 
     for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         monkeypatch.delenv(name, raising=False)

@@ -21,7 +21,8 @@ from halogrid.api import agent as agent_api
 from halogrid.app import create_app
 from halogrid.auth import create_api_key
 from halogrid.config import Config
-from halogrid.testing import GridAPI
+from halogrid.db import READ_ONLY_OPTION
+from halodev.launchers import GridAPI
 
 
 class InProcessGrid:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import requests
 
 from gridhelpers import register, run_scan
-from halogrid.testing import GridProcess
+from halodev.launchers import GridProcess
 
 
 def test_everything_survives_restart(tmp_path):

@@ -10,7 +10,7 @@ import os
 import pytest
 
 from gridhelpers import fresh_pg_database, register, run_scan
-from halogrid.testing import GridProcess
+from halodev.launchers import GridProcess
 
 ADMIN_URL = os.environ.get("HALOGRID_TEST_PG_URL")
 pytestmark = pytest.mark.skipif(not ADMIN_URL, reason="HALOGRID_TEST_PG_URL is not set")

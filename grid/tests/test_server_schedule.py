@@ -15,7 +15,7 @@ from gridhelpers import register, unique
 from halogrid.db import init_db, make_engine, session_factory
 from halogrid.deadlines import schedule_scans
 from halogrid.models import Command, Event, Group, Scan, Server, new_id
-from halogrid.testing import GridProcess
+from halodev.launchers import GridProcess
 from sourceaddr import grid_db
 
 T = _dt.datetime(2030, 1, 1, 12, 0, 0)

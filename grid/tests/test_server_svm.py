@@ -16,7 +16,7 @@ from typing import Any, Dict, List
 import pytest
 
 from gridhelpers import PG_ADMIN_URL, fresh_pg_database, register
-from halogrid.testing import GridProcess, make_self_signed_cert
+from halodev.launchers import GridProcess, make_self_signed_cert
 
 FEED = Path(__file__).parent / "fixtures" / "osv" / "debian-dsa.json"
 

@@ -19,7 +19,7 @@ import requests
 
 from gridhelpers import PG_ADMIN_URL, Agent, fresh_pg_database, register
 from halogrid.notify import MAX_PAYLOAD, Notifier, PgWakeups, parse_payload, wake_payloads
-from halogrid.testing import GridProcess, free_port
+from halodev.launchers import GridProcess, free_port
 
 needs_pg = pytest.mark.skipif(not PG_ADMIN_URL, reason="HALOGRID_TEST_PG_URL is not set")
 

@@ -13,10 +13,10 @@ check() {
   tarball=$(build_collection "$SCRATCH/dist")
   echo "built $(basename "$tarball") ($(du -k "$tarball" | cut -f1) KiB)"
 
-  # Development-only content stays out: the grid, the lab tooling, and what needs them to
+  # Development-only content stays out: the grid, the dev tooling (halodev), and what needs them to
   # run (molecule scenarios, pytest integration tests), benchmarks, CI, caches.
   shipped=$(tar -tzf "$tarball")
-  leaked=$(grep -E '^(grid|lab|bench|\.ci|\.venv|\.collections|\.pytest_cache|\.git|tests/output|tests/integration|extensions/molecule)(/|$)|(^|/)__pycache__/' <<<"$shipped" || true)
+  leaked=$(grep -E '^(grid|devtools|bench|ARCHITECTURE\.md|\.ci|\.venv|\.collections|\.pytest_cache|\.git|tests/output|tests/integration|extensions/molecule)(/|$)|(^|/)__pycache__/' <<<"$shipped" || true)
   if [ -n "$leaked" ]; then
     echo "the tarball ships development files (add them to galaxy.yml build_ignore):" >&2
     head -20 <<<"$leaked" >&2

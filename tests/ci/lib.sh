@@ -22,7 +22,7 @@ build_collection() {
 
 # collection_tree DIR: DIR/ansible_collections/cloudpassage/halo with exactly the files the
 # Galaxy build ships (galaxy.yml's build_ignore decides), which is where ansible-test needs
-# the collection. grid/, lab/ and the like stay out without any sanity ignore entries.
+# the collection. grid/, devtools/ and the like stay out without any sanity ignore entries.
 collection_tree() {
   local tarball root
   tarball=$(build_collection "$1")

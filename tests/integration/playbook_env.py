@@ -1,10 +1,9 @@
 """The integration tests' environment: a real grid process on loopback, real agent processes
 scanning prepared root trees, and real ``ansible-playbook`` runs against them. Nothing here fakes HTTP.
 
-The tests read the grid's state with ``halogrid.testing.GridAPI``, not with the collection's
+The tests read the grid's state with ``halodev.launchers.GridAPI``, not with the collection's
 client, so that what they assert does not depend on the code under test."""
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -12,22 +11,13 @@ import sys
 import time
 from pathlib import Path
 
-from halogrid.testing import AgentProcess, GridProcess
+from halodev import trees
+from halodev.launchers import AgentProcess, GridProcess
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = REPO / "playbooks"
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 RECAP = re.compile(r"^localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
-
-
-def _load_trees():
-    spec = importlib.util.spec_from_file_location("halo_trees", REPO / "grid/tests/fixtures/trees.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-trees = _load_trees()
 
 
 class PlaybookRun:

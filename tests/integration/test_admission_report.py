@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from aiosmtpd.controller import Controller
-from halogrid.testing import free_port
+from halodev.launchers import free_port
 
 
 class Inbox:

@@ -1,30 +1,19 @@
-"""The seed's lab end to end on real lab hosts: web1 and web2 get the agent with the tag
-NewDirty through playbooks/provision.yml, app1 sits in CriticalApplication whose firewall
-drops ProdWebDirty; admission opens the path for web1 (hardened) and only for it.
+"""Application Membership Control end to end on real lab hosts (halodev.workloads): web1 and
+web2 get the agent with the tag NewDirty through playbooks/provision.yml, app1 sits in
+CriticalApplication whose firewall drops ProdWebDirty; admission opens the path for web1
+(hardened) and only for it.
 
 Real everything: lab hosts (network namespaces, own roots, sshd), a grid on the lab's
 controller address, the agents installed by the halo_agent role applying nftables on app1,
-ansible-playbook over ssh, ping. One test, in the seed's order: building the lab takes over
+ansible-playbook over ssh, ping. One test, in the flow's order: building the lab takes over
 a minute, and one test function keeps it to one lab also under pytest-xdist.
 """
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from halodev import workloads
 
-
-def _load_seedlab():
-    spec = importlib.util.spec_from_file_location("seedlab", REPO / "scripts" / "lab" / "seedlab.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-seedlab = _load_seedlab()
-_missing = seedlab.missing_requirements()
+_missing = workloads.missing_requirements()
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(bool(_missing), reason="lab hosts cannot run here: "
                                                    + ", ".join(_missing))]
 
@@ -32,9 +21,9 @@ BLOCKED = {"web1": False, "web2": False}
 ADMITTED = {"web1": True, "web2": False}
 
 
-def test_the_seeds_lab_end_to_end(tmp_path):
-    with seedlab.SeedLab(tmp_path) as lab:
-        for step in (("playbooks/lab.yml",), ("scripts/lab/workloads.yml",),
+def test_membership_control_end_to_end_on_lab_hosts(tmp_path):
+    with workloads.WorkloadLab(tmp_path) as lab:
+        for step in (("playbooks/lab.yml",), (workloads.WORKLOADS,),
                      ("playbooks/provision.yml", "-e", "halo_provision_admit=false")):
             run = lab.playbook(*step)
             assert run.rc == 0, run

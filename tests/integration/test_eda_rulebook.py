@@ -4,7 +4,6 @@ collection's playbooks move the servers. The event source's restart guarantees a
 against the same real grid, restarted too."""
 
 import asyncio
-import importlib.util
 import os
 import signal
 import subprocess
@@ -15,11 +14,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+# The event source as ansible-rulebook loads it: from the collection (pytest.ini's pythonpath).
+from ansible_collections.cloudpassage.halo.extensions.eda.plugins.event_source import halo_events as source
 from playbook_env import REPO, Admission, Grid
 
 RULEBOOK = "cloudpassage.halo.membership_control"
 ANSIBLE_RULEBOOK = str(Path(sys.executable).with_name("ansible-rulebook"))
-SOURCE = REPO / "extensions" / "eda" / "plugins" / "event_source" / "halo_events.py"
 HAS_DEMOTE = (REPO / "playbooks" / "demote.yml").exists()
 
 
@@ -123,15 +123,7 @@ def test_a_production_host_that_drifts_is_demoted_when_its_scan_completes(tmp_pa
         assert "Traceback" not in output
 
 
-def _load_source():
-    spec = importlib.util.spec_from_file_location("halo_events_integration", str(SOURCE))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_restarting_the_source_and_the_grid_with_the_same_state_file_repeats_and_skips_nothing(tmp_path, monkeypatch):
-    source = _load_source()
     state = str(tmp_path / "state.json")
 
     class Reader(source.EventReader):

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from playbook_env import ANSIBLE_PLAYBOOK, REPO, Grid
-from halogrid.testing import make_self_signed_cert
+from halodev.launchers import make_self_signed_cert
 
 ANSIBLE_INVENTORY = str(Path(ANSIBLE_PLAYBOOK).with_name("ansible-inventory"))
 MODULES = sorted(path.stem for path in (REPO / "plugins" / "modules").glob("halo_*.py"))

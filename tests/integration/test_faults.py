@@ -5,7 +5,7 @@ message that names what happened; never a traceback, never a dirty host promoted
 import time
 
 from playbook_env import Admission, add_web_hosts
-from halogrid.testing import make_self_signed_cert
+from halodev.launchers import make_self_signed_cert
 
 EXPECTED = {"web1": "ProdWebClean", "web2": "ProdWebDirty"}
 

@@ -1,14 +1,12 @@
-"""lab/boot_sysctl.py: a lab host's configured net.* kernel parameters are set in its own
+"""halodev.lab.boot_sysctl: a lab host's configured net.* kernel parameters are set in its own
 network namespace at boot, and nothing else is written (needs root: a throw-away netns)."""
 
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 
@@ -32,7 +30,7 @@ def test_boot_applies_the_hosts_net_settings_in_its_namespace_only(tmp_path):
         "net.ipv4.ip_local_port_range = 40000   50000\n")
     machine = subprocess.run(["sysctl", "-n", "kernel.pid_max", *KEYS], capture_output=True,
                              text=True, check=True).stdout
-    script = ('"$0" %s "$1" && sysctl -n %s' % (REPO / "lab" / "boot_sysctl.py", " ".join(KEYS)))
+    script = '"$0" -m halodev.lab.boot_sysctl "$1" && sysctl -n %s' % " ".join(KEYS)
     proc = subprocess.run(["unshare", "--net", "sh", "-c", script, sys.executable, str(tmp_path)],
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr

@@ -1,6 +1,5 @@
-"""The lab hosts tool (lab/labctl.py) against the real kernel: needs root."""
+"""The lab hosts tool (halodev.lab.labctl) against the real kernel: needs root."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,20 +10,11 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from halodev.lab import labctl
+
 VENV_BIN = Path(sys.executable).parent
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="lab hosts need root")
-
-
-def _load_labctl():
-    spec = importlib.util.spec_from_file_location("labctl", REPO / "lab" / "labctl.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-labctl = _load_labctl()
 
 
 def ip(*args):
@@ -205,7 +195,7 @@ def test_bad_host_lists_are_refused_before_anything_is_made(tmp_path, hosts):
 
 
 def test_cli_up_status_exec_down(tmp_path):
-    cli = [sys.executable, str(REPO / "lab" / "labctl.py"), "-w", str(tmp_path / "lab")]
+    cli = [sys.executable, "-m", "halodev.lab.labctl", "-w", str(tmp_path / "lab")]
     try:
         up = subprocess.run([*cli, "up", "h1"], capture_output=True, text=True, check=False)
         assert up.returncode == 0, up.stderr

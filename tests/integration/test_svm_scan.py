@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from halogrid.testing import AgentProcess
+from halodev.launchers import AgentProcess
 from playbook_env import REPO, trees
 
 FEED = REPO / "grid/tests/fixtures/osv/debian-dsa.json"

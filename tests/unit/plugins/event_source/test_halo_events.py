@@ -5,23 +5,14 @@ test goes through the real client against the scripted HTTP API of conftest.py).
 
 import asyncio
 import datetime
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-SOURCE = Path(__file__).resolve().parents[4] / "extensions" / "eda" / "plugins" / "event_source" / "halo_events.py"
+# ansible-rulebook loads the source from the collection; here the collection is importable
+# (pytest.ini's pythonpath, or ansible-test's collection loader).
+from ansible_collections.cloudpassage.halo.extensions.eda.plugins.event_source import halo_events as he
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("halo_events_under_test", str(SOURCE))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-he = _load()
 halo_api = he.halo_api
 T0 = datetime.datetime(2026, 3, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Lab hosts: several real Linux hosts on this machine, reachable by ssh.
 
 Each host is its own network namespace plus a mount/UTS/IPC/PID namespace with a
@@ -13,12 +12,13 @@ inside 198.18.0.0/15 (controller .1, hosts .11, .12, ...). Everything the lab cr
 either recorded in ``<workdir>/state.json`` or derivable from its slot, so ``down``
 removes it all, also after a crash, and is harmless to repeat.
 
-Standard library only: the demo, the tests and molecule all import or run this file.
+Standard library only. The demo, the tests and molecule import it; `halolab` (or
+`python -m halodev.lab.labctl`) is its command line:
 
-    labctl.py -w DIR up web1 web2 app1     # writes DIR/inventory.yml
-    labctl.py -w DIR exec web1 -- hostname
-    labctl.py -w DIR status
-    labctl.py -w DIR down
+    halolab -w DIR up web1 web2 app1     # writes DIR/inventory.yml
+    halolab -w DIR exec web1 -- hostname
+    halolab -w DIR status
+    halolab -w DIR down
 """
 
 import argparse
@@ -35,6 +35,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from halodev import REPO
 
 LAB_NETWORK = ipaddress.ip_network("198.18.0.0/15")
 SLOT_COUNT = 2 ** (24 - LAB_NETWORK.prefixlen)  # one /24 per slot
@@ -380,7 +382,7 @@ class Lab:
             "PATH": HOST_PATH, "LANG": "C.UTF-8", "HALOLAB_HOST": name,
             "HALOLAB_IP": address, "HALOLAB_PUBKEY": f"{self.key}.pub",
             "HALOLAB_HOSTS": str(self.workdir / "hosts.txt"), "HALOLAB_MNT": str(mountpoint),
-            "HALOLAB_PYTHON": sys.executable or "/usr/bin/python3",  # for boot_sysctl.py
+            "HALOLAB_PYTHON": sys.executable,  # has halodev and haloagent: runs halodev.lab.boot_sysctl
         }
         with open(host_dir / "init.log", "wb") as log:
             child = subprocess.Popen(
@@ -388,7 +390,7 @@ class Lab:
                  "unshare", "--mount", "--uts", "--ipc", "--pid", "--fork", "--kill-child",
                  "sh", str(HOST_INIT)],
                 env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)  # outlives `labctl up`, immune to its Ctrl-C
+                start_new_session=True)  # outlives `halolab up`, immune to its Ctrl-C
         state["hosts"][name]["unshare_pid"] = child.pid
         state["hosts"][name]["unshare_start"] = process_start_time(child.pid)
         self._save(state)
@@ -437,7 +439,7 @@ class Lab:
     def _write_inventory(self, state):
         (slot_dir(state["slot"]) / "cp").mkdir(mode=0o700, exist_ok=True)
         q = json.dumps  # a JSON string is a valid YAML scalar, quoting included
-        lines = ["# Written by lab/labctl.py; removed by `labctl.py down`.", "all:",
+        lines = ["# Written by halodev.lab.labctl; removed by `halolab down`.", "all:",
                  "  vars:",
                  "    ansible_user: root",
                  f"    ansible_ssh_private_key_file: {q(str(self.key))}",
@@ -521,8 +523,7 @@ def parse_groups(specs):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("-w", "--workdir", type=Path,
-                        default=os.environ.get("HALOLAB_WORKDIR",
-                                               Path(__file__).resolve().parent.parent / ".lab"),
+                        default=os.environ.get("HALOLAB_WORKDIR", REPO / ".lab"),
                         help="the lab's directory (default: $HALOLAB_WORKDIR or <repo>/.lab)")
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="bring hosts up and write <workdir>/inventory.yml")
@@ -576,7 +577,7 @@ def main(argv=None):
             sys.stderr.write(proc.stderr)
             return proc.returncode
     except LabError as err:
-        print(f"labctl: {err}", file=sys.stderr)
+        print(f"halolab: {err}", file=sys.stderr)
         return 1
     return 0
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A lab host's kernel parameters at boot, set the way systemd-sysctl sets them.
 
 A lab host is a fresh network namespace, so its per-namespace parameters (``net.*``) start at
@@ -6,7 +5,7 @@ the kernel's defaults whatever its files say; a real host would have had systemd
 its configuration at boot. host-init.sh runs this, inside the host's network namespace and
 before sshd starts, on the host's root tree:
 
-    python3 boot_sysctl.py <the host's root>
+    python -m halodev.lab.boot_sysctl <the host's root>
 
 The files are read with the agent's own reader (grid/src/haloagent/sysctl.py: /etc/sysctl.d,
 /run/sysctl.d, /usr/local/lib/sysctl.d, /usr/lib/sysctl.d, /lib/sysctl.d, then
@@ -21,12 +20,9 @@ host's init.log). A parameter that cannot be written is logged and the rest stil
 import fnmatch
 import os
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "grid" / "src"))
-
-from haloagent import sysctl  # noqa: E402  (stdlib only, like this file)
-from haloagent.rootfs import RootFS  # noqa: E402
+from haloagent import sysctl  # stdlib only, like this file
+from haloagent.rootfs import RootFS
 
 PROC_SYS = "/proc/sys"
 GLOB_CHARS = "*?["
@@ -101,7 +97,7 @@ def apply(writes):
 
 def main(argv):
     if len(argv) != 2:
-        print("usage: boot_sysctl.py ROOT", file=sys.stderr)
+        print("usage: python -m halodev.lab.boot_sysctl ROOT", file=sys.stderr)
         return 2
     config = sysctl.load(RootFS(argv[1]))
     for error in config.errors:

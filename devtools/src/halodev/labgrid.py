@@ -1,7 +1,8 @@
-"""Lab hosts plus a real grid on the lab's controller address, for the molecule scenarios.
+"""Lab hosts plus a real grid on the lab's controller address, for the molecule scenarios
+(extensions/molecule/default/create.yml and destroy.yml run it).
 
-    labgrid.py up   WORKDIR HOST...   # lab in WORKDIR/lab, grid on https://198.18.N.1:<port>
-    labgrid.py down WORKDIR           # stops the grid (by PID) and the lab; safe to repeat
+    python -m halodev.labgrid up   WORKDIR HOST...   # lab in WORKDIR/lab, grid on https://198.18.N.1:<port>
+    python -m halodev.labgrid down WORKDIR           # stops the grid (by PID) and the lab; safe to repeat
 
 The grid serves HTTPS with a certificate of its own CA, as a production grid would; the
 agents must be given that CA. `up` writes WORKDIR/scenario.json (mode 0600): the grid URL
@@ -13,7 +14,6 @@ import base64
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -21,11 +21,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO / "lab"))
-
-from labctl import Lab, kill_recorded, process_start_time, wait_gone  # noqa: E402
-from halogrid.testing import make_self_signed_cert  # noqa: E402
+from halodev.lab.labctl import Lab, kill_recorded, process_start_time, wait_gone
+from halodev.launchers import free_port, make_self_signed_cert
 
 HALOGRID = Path(sys.executable).with_name("halogrid")
 STAGING_GROUP = {"name": "ProdWebDirty", "tag": "NewDirty"}
@@ -35,12 +32,6 @@ def halogrid(workdir, *args):
     out = subprocess.run([str(HALOGRID), *args, "--db", str(workdir / "grid.db")],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
-
-
-def free_port(address):
-    with socket.socket() as sock:
-        sock.bind((address, 0))
-        return sock.getsockname()[1]
 
 
 def start_grid(workdir, address):

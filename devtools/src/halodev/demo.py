@@ -1,12 +1,12 @@
-#!/usr/bin/env python3
-"""`make demo`: Application Membership Control end to end, the seed's lab on real hosts.
+"""`make demo` (python -m halodev.demo): Application Membership Control end to end on real hosts.
 
-With root and network namespaces: three lab hosts (web1, web2, app1; lab/labctl.py) and a
-grid on the lab's controller address, then the seed's steps with the collection's playbooks:
+With root and network namespaces: three lab hosts (web1, web2, app1; halodev.lab) and a
+grid on the lab's controller address, then these steps with the collection's playbooks
+(halodev.workloads runs them):
 
   1-3   playbooks/lab.yml          groups, configuration policy, firewall policy on
                                    CriticalApplication (drop ProdWebDirty, accept ProdWebClean)
-  4-7   scripts/lab/workloads.yml  harden web1, let root log in on web2, the agent on app1
+  4-7   workloads.yml              harden web1, let root log in on web2, the agent on app1
                                    (role halo_agent) and app1 into CriticalApplication
   8-9   playbooks/provision.yml -e halo_provision_admit=false
                                    the agent with the tag NewDirty on web1 and web2; both
@@ -15,7 +15,7 @@ grid on the lab's controller address, then the seed's steps with the collection'
   11    playbooks/provision.yml    the same playbook again, now admitting: the role changes
                                    nothing, the scan passes web1 only, web1 moves to ProdWebClean
         ping matrix: web1 reaches app1, web2 still does not; web2's failed rules.
-  12    scripts/lab/drift.yml      web1 drifts: root may log in over ssh again
+  12    drift.yml                  web1 drifts: root may log in over ssh again
   13    playbooks/demote.yml       web1's scan is no longer clean: back to ProdWebDirty, and
                                    app1 drops it again; web1's failed rule.
 
@@ -24,7 +24,6 @@ prepared root trees. Everything it starts (lab hosts, grid, agents) it stops, al
 or Ctrl-C; logs stay in .demo/.
 """
 
-import importlib.util
 import os
 import shutil
 import signal
@@ -33,23 +32,11 @@ import sys
 import time
 from pathlib import Path
 
-from halogrid.testing import AgentProcess, GridProcess
+from halodev import COLLECTIONS, REPO, trees, workloads
+from halodev.launchers import AgentProcess, GridProcess
 
-REPO = Path(__file__).resolve().parents[1]
 WORKDIR = REPO / ".demo"
 BIN = Path(sys.executable).parent
-
-
-def load_module(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def load_tree_builder():
-    # The same stdlib-only builder the tests use: one definition of "compliant".
-    return load_module("halo_trees", REPO / "grid" / "tests" / "fixtures" / "trees.py")
 
 
 def banner(text):
@@ -90,20 +77,20 @@ def print_matrix(lab, columns):
         print("  %-*s  %s" % (len(label), host, "".join("%-30s" % cell for cell in cells)))
 
 
-def lab_demo(seedlab):
+def lab_demo():
     workdir = WORKDIR / "lab"
     started = time.monotonic()
-    with seedlab.SeedLab(workdir, echo=True) as lab:
+    with workloads.WorkloadLab(workdir, echo=True) as lab:
         banner("lab hosts %s; grid %s" % (", ".join("%s=%s" % item for item in lab.hosts.items()), lab.grid.url))
 
         def step(title, path, *args):
-            banner("%s: ansible-playbook %s" % (title, " ".join((path,) + args)))
+            banner("%s: ansible-playbook %s" % (title, " ".join((os.path.relpath(path, REPO),) + args)))
             run = lab.playbook(path, *args)
             if run.rc != 0:
                 raise SystemExit("%s failed (rc %d)" % (path, run.rc))
 
         step("steps 1-3, groups and policies", "playbooks/lab.yml")
-        step("steps 4-7, the workloads and the application", "scripts/lab/workloads.yml")
+        step("steps 4-7, the workloads and the application", workloads.WORKLOADS)
         step("steps 8-9, the agent with the tag NewDirty on the new web hosts",
              "playbooks/provision.yml", "-e", "halo_provision_admit=false")
         before = ("before admission", lab.membership(), lab.wait_for_pings({"web1": False, "web2": False}))
@@ -113,16 +100,16 @@ def lab_demo(seedlab):
         step("step 11, admission of exactly the new hosts", "playbooks/provision.yml")
         after = ("after admission", lab.membership(), lab.wait_for_pings({"web1": True, "web2": False}))
 
-        banner("the seed's outcome (app1 in %s)" % after[1]["app1"])
+        banner("the outcome (app1 in %s)" % after[1]["app1"])
         print_matrix(lab, [before, after])
         print("\n  web2 stays in %s; its failed rules:" % after[1]["web2"])
         for rule in lab.failed_rules("web2"):
             print("    - " + rule)
         if (before[2], after[2]) != ({"web1": False, "web2": False}, {"web1": True, "web2": False}):
-            raise SystemExit("the firewall did not behave as the seed describes (logs in %s)" % workdir)
+            raise SystemExit("the firewall did not behave as described above (logs in %s)" % workdir)
 
         # Membership must stay true after admission: web1 drifts and goes back to staging.
-        step("step 12, web1 drifts: root may log in over ssh again", "scripts/lab/drift.yml")
+        step("step 12, web1 drifts: root may log in over ssh again", workloads.DRIFT)
         step("step 13, demotion of the production hosts whose scan is no longer clean",
              "playbooks/demote.yml")
         demoted = ("after web1 drifted", lab.membership(),
@@ -144,7 +131,6 @@ def tree_demo():
     workdir = WORKDIR / "trees"
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    trees = load_tree_builder()
     started = time.monotonic()
     agents = []
     with GridProcess(workdir / "grid") as grid:
@@ -152,7 +138,7 @@ def tree_demo():
             key_id, secret = grid.create_api_key()
             banner("grid %s (database %s), API key %s" % (grid.url, grid.db, key_id))
             env = dict(os.environ, HALO_API_HOST=grid.url, HALO_API_KEY=key_id, HALO_API_SECRET_KEY=secret,
-                       ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"), ANSIBLE_LOCALHOST_WARNING="False",
+                       ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS), ANSIBLE_LOCALHOST_WARNING="False",
                        ANSIBLE_INVENTORY_UNPARSED_WARNING="False")
             playbook(env, "lab.yml")
 
@@ -191,14 +177,13 @@ def tree_demo():
 def main():
     # SIGTERM (a CI timeout) unwinds like Ctrl-C, so every `with` stops what it started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    seedlab = load_module("seedlab", REPO / "scripts" / "lab" / "seedlab.py")
-    missing = seedlab.missing_requirements()
+    missing = workloads.missing_requirements()
     if missing:
         print("Lab hosts cannot run here (%s): falling back to agents scanning prepared root trees,"
               " without the firewall part." % ", ".join(missing))
         tree_demo()
     else:
-        lab_demo(seedlab)
+        lab_demo()
 
 
 if __name__ == "__main__":

@@ -1,13 +1,15 @@
-"""The seed's lab on real lab hosts, shared by `make demo` and tests/integration/test_e2e_lab.py.
+"""Application Membership Control on real lab hosts, shared by `make demo` and
+tests/integration/test_e2e_lab.py.
 
-Three lab hosts (web1, web2, app1; lab/labctl.py) and a real grid listening on the lab's
+Three lab hosts (web1, web2, app1; halodev.lab) and a real grid listening on the lab's
 controller address, so that the hosts' agents reach it and Ansible reaches the hosts over
-ssh. The steps are the collection's own playbooks plus scripts/lab/workloads.yml (the lab's
-scaffolding); this module only starts things, runs playbooks and looks at the hosts:
+ssh. The steps are the collection's own playbooks plus WORKLOADS and DRIFT (this package's
+playbooks, the lab's scaffolding); this module only starts things, runs playbooks and looks
+at the hosts:
 
-    with SeedLab(workdir) as lab:
+    with WorkloadLab(workdir) as lab:
         lab.playbook("playbooks/lab.yml")
-        lab.playbook("scripts/lab/workloads.yml")
+        lab.playbook(WORKLOADS)
         lab.playbook("playbooks/provision.yml", "-e", "halo_provision_admit=false")
         lab.wait_for_pings({"web1": False, "web2": False})
 
@@ -25,11 +27,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "lab"))
+from halodev import COLLECTIONS, REPO
+from halodev.lab.labctl import Lab
+from halodev.launchers import GridProcess
 
-from labctl import Lab  # noqa: E402
-from halogrid.testing import GridProcess  # noqa: E402
+HERE = Path(__file__).resolve().parent
+# Steps 4-7: harden web1, let root log in on web2, the agent on app1 in CriticalApplication.
+WORKLOADS = HERE / "workloads.yml"
+# An admitted web host drifts: root may log in over ssh again (what demote.yml must catch).
+DRIFT = HERE / "drift.yml"
 
 BIN = Path(sys.executable).parent
 WEB_HOSTS = ("web1", "web2")  # the new workloads: web1 is hardened, web2 is not
@@ -89,7 +95,7 @@ class PlaybookRun:
         return "PlaybookRun(rc=%s)\n%s" % (self.rc, self.output)
 
 
-class SeedLab:
+class WorkloadLab:
     """Lab hosts web1, web2, app1 and a grid on the lab's controller address."""
 
     def __init__(self, workdir, echo=False, deb_cache=DEB_CACHE):
@@ -136,13 +142,13 @@ class SeedLab:
 
     def env(self):
         return dict(os.environ, HALO_API_HOST=self.grid.url, HALO_API_KEY=self.key_id,
-                    HALO_API_SECRET_KEY=self.secret, ANSIBLE_COLLECTIONS_PATH=str(REPO / ".collections"),
+                    HALO_API_SECRET_KEY=self.secret, ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
                     ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_INVENTORY_UNPARSED_WARNING="False",
                     ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_DISPLAY_SKIPPED_HOSTS="False",
                     ANSIBLE_PIPELINING="True")  # one ssh round trip per task
 
     def playbook(self, path, *args):
-        """Run a playbook (path relative to the repo) against the lab's inventory."""
+        """Run a playbook (a path relative to the repo, or WORKLOADS, DRIFT) against the lab's inventory."""
         command = [str(BIN / "ansible-playbook"), "-i", str(self.lab.inventory), "-e", "@" + str(self.vars_file),
                    str(REPO / path), *args]
         proc = subprocess.Popen(command, env=self.env(), cwd=REPO, text=True,

@@ -9,7 +9,7 @@
 # Inputs (environment): HALOLAB_HOST (hostname), HALOLAB_IP (address sshd listens on),
 # HALOLAB_PUBKEY (public key file for root), HALOLAB_HOSTS (the lab's /etc/hosts),
 # HALOLAB_MNT (an empty directory to mount the host's tmpfs on; the mount is private to
-# this namespace), HALOLAB_TMPFS_SIZE, HALOLAB_PYTHON (runs boot_sysctl.py).
+# this namespace), HALOLAB_TMPFS_SIZE, HALOLAB_PYTHON (a Python with halodev installed: runs halodev.lab.boot_sysctl).
 set -eu
 
 : "${HALOLAB_HOST:?}" "${HALOLAB_IP:?}" "${HALOLAB_PUBKEY:?}" "${HALOLAB_HOSTS:?}" "${HALOLAB_MNT:?}" "${HALOLAB_PYTHON:?}"
@@ -69,7 +69,7 @@ rm -f "$root/var/lib/man-db/auto-update"
 # Boot-time kernel parameters, as systemd-sysctl would set them from the host's own files:
 # this network namespace starts at the kernel's defaults, and a scan of the running host
 # compares the live values. Only net.* is per namespace; the rest is skipped (see the log).
-"$HALOLAB_PYTHON" "$(dirname "$0")/boot_sysctl.py" "$root"
+"$HALOLAB_PYTHON" -m halodev.lab.boot_sysctl "$root"
 
 cd "$root"
 mkdir -p .oldroot

@@ -2,7 +2,7 @@
 
 Used by the grid's own tests and by the collection's integration tests::
 
-    from halogrid.testing import GridProcess, AgentProcess
+    from halodev.launchers import GridProcess, AgentProcess
 
     with GridProcess(tmp_path) as grid:
         key_id, secret = grid.create_api_key()
