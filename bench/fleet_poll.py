@@ -69,7 +69,11 @@ def run(args):
     out = {"agents": args.agents}
     with benchlib.workdir(args.keep) as tmp:
         db, out["db"] = benchlib.database_for(args, tmp)
-        with GridProcess(tmp / "grid", db=db, **benchlib.grid_options(args)) as grid:
+        # the fleet registers in bulk before any agent polls (10,000 take minutes), where a
+        # real agent polls right after it registers: the missing-server sweep must not count
+        # that wait
+        with GridProcess(tmp / "grid", db=db, missing_after=1800,
+                         **benchlib.grid_options(args)) as grid:
             key = grid.create_api_key()
             api = benchlib.with_timeout(grid.api(*key, rate_limit_retries=20))
             policies = api.ok("GET", "/v2/policies", params={"module": "csm", "per_page": 100})["policies"]

@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 import traceback
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 import requests
@@ -109,16 +109,24 @@ class PollThread:
         return self.out["r"].json()
 
 
+def _background(frame) -> bool:
+    """A frame of the grid's own background rounds: the sweeps (app._sweep_steps: missing
+    servers, deadlines, scheduled scans) and the contact log's writes (contact.py), which
+    run whatever the agents do."""
+    return frame.name == "_sweep_steps" or frame.filename.endswith("halogrid/contact.py")
+
+
 @contextlib.contextmanager
-def transactions(engine) -> Iterator[List[float]]:
+def transactions(engine, writes: Optional[List[float]] = None) -> Iterator[List[float]]:
     """The times at which a transaction began on `engine` while the block ran, leaving out
-    the grid's own background rounds (app._sweep_steps: missing servers, deadlines,
-    scheduled scans), which run whatever the agents do."""
+    the grid's background rounds; those that may write are also added to `writes`."""
     begun: List[float] = []
 
-    def on_begin(_conn):
-        if not any(frame.name == "_sweep_steps" for frame in traceback.extract_stack()):
+    def on_begin(conn):
+        if not any(_background(frame) for frame in traceback.extract_stack()):
             begun.append(time.monotonic())
+            if writes is not None and not conn.get_execution_options().get(READ_ONLY_OPTION):
+                writes.append(begun[-1])
 
     event.listen(engine, "begin", on_begin)
     try:
@@ -139,6 +147,30 @@ def test_an_idle_poll_reads_the_database_once(igrid):
     assert r.status_code == 200 and r.json() == {"commands": [], "firewall_version": fwv}
     assert ended - started >= 2.9  # it did wait
     assert len(begun) == 1, begun
+
+
+def test_idle_polls_write_nothing_and_their_contacts_are_written_together(igrid):
+    """An idle poll's look only reads (on SQLite a write waits its turn for the one write
+    lock: thousands of agents queued there). Its contact reaches last_seen_at through the
+    contact log, for all polling servers in one write."""
+    agents = [register(igrid) for _ in range(3)]
+    versions = [a.poll().json()["firewall_version"] for a in agents]
+    igrid.grid.contacts.flush(igrid.grid.Session)
+    before = {a.server_id: _last_seen(igrid, a.server_id) for a in agents}
+    writes: List[float] = []
+    with transactions(igrid.grid.engine, writes) as begun:
+        for a, fwv in zip(agents, versions):
+            assert a.poll(wait=0, firewall_version=fwv).json()["commands"] == []
+    assert len(begun) == 3 and writes == [], (begun, writes)
+    assert igrid.grid.contacts.pending() >= 3
+    until(lambda: all(_last_seen(igrid, a.server_id) > before[a.server_id] for a in agents),
+          "the contacts to be written")
+
+
+def _last_seen(igrid, server_id):
+    from halogrid.models import Server
+    with igrid.grid.Session() as db:
+        return db.get(Server, server_id).last_seen_at
 
 
 def test_a_command_queued_while_a_poll_waits_is_delivered_at_once(igrid, iapi):

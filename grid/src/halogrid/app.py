@@ -22,6 +22,7 @@ from .bodylimit import BodyLimitMiddleware, BodyLimits
 from .api import agent, events, firewall, groups, oauth, policies, scans, servers
 from .common import record_event
 from .config import Config
+from .contact import FLUSH_EVERY, ContactLog
 from .db import WORKER_THREADS, init_db, make_engine, session_factory
 from .deadlines import schedule_scans, sweep_deadlines
 from .errors import install_handlers
@@ -71,6 +72,7 @@ class Grid:
             init_db(self.engine)
         self.Session = session_factory(self.engine)
         self.notifier = Notifier()
+        self.contacts = ContactLog()  # the long-polls' contacts, written once a second
         self.wakeups: Optional[PgWakeups] = None  # started by the app's lifespan
         self.limiter = RateLimiter(config.rate_limit, config.rate_window)
         self.auth_failures = FailureCounter(config.auth_fail_limit, config.rate_window)
@@ -83,6 +85,7 @@ class Grid:
             # grace after a (re)start: agents get `missing_after` seconds to come back
             return 0
         n = 0
+        self.contacts.flush(self.Session)  # contacts still in the log count
         with self.Session() as db, db.begin():
             rows = db.scalars(select(Server).where(Server.state == "active",
                                                    Server.last_seen_at < cutoff)).all()
@@ -140,6 +143,15 @@ def sweep_round(grid: Grid) -> bool:
     return True
 
 
+async def _contact_writer(grid: Grid) -> None:
+    while True:
+        await asyncio.sleep(FLUSH_EVERY)
+        try:
+            await run_in_threadpool(grid.contacts.flush, grid.Session)
+        except Exception:  # the contacts stay in the log for the next round
+            log.exception("writing the servers' last contacts failed")
+
+
 async def _sweeper(grid: Grid) -> None:
     while True:
         await asyncio.sleep(grid.config.sweep_every())
@@ -167,15 +179,20 @@ def create_app(config: Config, engine: Optional[Engine] = None) -> FastAPI:
                 # polls are answered once the LISTEN is in place (or after 10 s without it)
                 if not await run_in_threadpool(grid.wakeups.start):
                     log.warning("wake-ups: not listening yet; retrying in the background")
-        task = asyncio.create_task(_sweeper(grid))
+        tasks = [asyncio.create_task(_sweeper(grid)), asyncio.create_task(_contact_writer(grid))]
         try:
             yield
         finally:
-            task.cancel()
+            for task in tasks:
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
             try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
+                await run_in_threadpool(grid.contacts.flush, grid.Session)
+            except Exception:
+                log.exception("writing the servers' last contacts failed")
             if grid.wakeups is not None:
                 await run_in_threadpool(grid.wakeups.stop)
 

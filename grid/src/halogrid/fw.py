@@ -136,10 +136,22 @@ def affected_groups(db: Session, groups: Iterable[str] = (), policies: Iterable[
     return out
 
 
+def _digest(policy: Optional[Dict[str, Any]]) -> str:
+    return hashlib.sha256(json.dumps(policy, sort_keys=True).encode()).hexdigest()
+
+
+def unchanged_version(db: Session, s: Server) -> Optional[int]:
+    """The server's firewall version if its answer is still the one that version names
+    (no write needed); None if `current` must bump it."""
+    if s.fw_version is not None and _digest(resolved_policy(db, s)) == s.fw_hash:
+        return s.fw_version
+    return None
+
+
 def current(db: Session, s: Server) -> Tuple[int, Optional[Dict[str, Any]]]:
     """(version, policy) for `s`; bumps the server's version when the answer changed."""
     policy = resolved_policy(db, s)
-    digest = hashlib.sha256(json.dumps(policy, sort_keys=True).encode()).hexdigest()
+    digest = _digest(policy)
     if digest != s.fw_hash:
         s.fw_hash = digest
         s.fw_version = (s.fw_version or 0) + 1

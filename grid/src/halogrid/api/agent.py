@@ -200,7 +200,23 @@ def _policies_for(db: Session, srv: Server) -> List[Dict[str, Any]]:
 def _poll_check(request: Request, fw_version: Optional[int]
                 ) -> Tuple[Optional[Dict[str, Any]], str, int]:
     """One look at the database for a long-poll: (the answer if there is one now, the
-    server's group, its firewall version). Hands out the server's open commands."""
+    server's group, its firewall version). Hands out the server's open commands.
+
+    Most looks find nothing to hand out: they read only, and the contact goes to the
+    batched contact log (contact.py). Only a look with something to write (commands to hand
+    out, a new firewall version, a missing server back) takes a write transaction."""
+    grid = request.app.state.grid
+    with transaction(grid.Session, read_only=True) as db:
+        srv = agent_server(db, request)
+        open_command = db.scalar(select(Command.id).where(
+            Command.server_id == srv.id, Command.status.in_(("queued", "pending"))).limit(1))
+        version = fw.unchanged_version(db, srv)
+        if srv.state == "active" and open_command is None and version is not None:
+            grid.contacts.seen(srv.id)
+            answer = None
+            if fw_version is not None and fw_version != version:
+                answer = {"commands": [], "firewall_version": version}
+            return answer, srv.group_id, version
     with tx(request) as db:
         srv = agent_server(db, request)
         # a missing server turning active changes no firewall (missing servers stay in
