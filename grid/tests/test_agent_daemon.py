@@ -224,7 +224,7 @@ def test_sca_command_scans_and_reports(grid, tmp_path):
     make_failing_tree(str(tmp_path / "root"))
     policy = dict(json.loads((POLICIES / "debian.json").read_text())["policy"], id="pol-1")
     grid.queue = [{"id": "cmd-1", "name": "sca", "policies": [policy]},
-                  {"id": "cmd-2", "name": "fim", "policies": []}]
+                  {"id": "cmd-2", "name": "lids", "policies": []}]
     assert agent(grid, tmp_path).run() == 0
     assert grid.starts == ["cmd-1", "cmd-2"]
     result = grid.results["cmd-1"]
@@ -235,7 +235,7 @@ def test_sca_command_scans_and_reports(grid, tmp_path):
     telnet = findings["A telnet server is not installed"]
     assert (telnet["status"], telnet["critical"], telnet["policy_id"]) == ("bad", True, "pol-1")
     assert findings["No account has an empty password"]["status"] == "good"
-    assert grid.results["cmd-2"] == {"status": "failed", "result": "haloagent does not support command 'fim'"}
+    assert grid.results["cmd-2"] == {"status": "failed", "result": "haloagent does not support command 'lids'"}
 
 
 def test_a_scan_past_its_time_limit_still_sends_its_result(grid, tmp_path, root, monkeypatch):

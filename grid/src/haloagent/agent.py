@@ -10,9 +10,9 @@ import signal
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
-from . import hostinfo, svm
+from . import fim, hostinfo, svm
 from .checks import ScanContext
 from .client import Credentials, GridClient, GridError
 from .rootfs import RootFS
@@ -216,6 +216,9 @@ class Agent:
         if name in svm.COMMANDS:  # the installed packages; the grid matches them
             self._send_result(command_id, svm.scan_result(self.config.root, _now))
             return
+        if name in fim.COMMANDS:  # files measured and uploaded in chunks; the grid compares
+            self._run_fim(command_id, command)
+            return
         if name not in SCAN_COMMANDS:
             self._send_result(command_id, {
                 "status": "failed", "result": "haloagent does not support command %r" % name})
@@ -236,6 +239,24 @@ class Agent:
         self._send_result(command_id, {"status": "completed", "scan": {
             "module": "sca", "agent_started_at": started, "agent_completed_at": _now(),
             "findings": findings}})
+
+    def _run_fim(self, command_id: str, command: Dict[str, Any]) -> None:
+        def send_chunk(objects: List[Dict[str, Any]]) -> None:
+            self._with_retries(lambda: self.client.fim_objects(command_id, objects))
+
+        try:
+            result = fim.scan(command, self.config.root, self.config.scan_timeout, send_chunk, _now)
+        except GridError as exc:
+            if exc.status in (401, 410):  # the credential: the next poll registers again
+                raise
+            if exc.status in (404, 409):
+                log.warning("command %s is closed or gone at the grid: %s", command_id, exc)
+                return
+            result = {"status": "failed", "result": "could not send the fim objects: %s" % exc}
+        except Exception as exc:  # report instead of leaving the command started forever
+            log.exception("fim scan failed")
+            result = {"status": "failed", "result": "fim scan failed: %s" % exc}
+        self._send_result(command_id, result)
 
     def _send_result(self, command_id: str, result: Dict[str, Any]) -> None:
         """Send a command's result. A result the grid refuses (413 over its limits, 400) or
@@ -259,10 +280,14 @@ class Agent:
 
     def _post_result(self, command_id: str, result: Dict[str, Any], attempts: int = 5) -> None:
         """Post a result, retrying a few times through a network or grid hiccup."""
+        self._with_retries(lambda: self.client.command_result(command_id, result), attempts)
+
+    def _with_retries(self, call: Callable[[], None], attempts: int = 5) -> None:
+        """``call()``, again after a network error or a 5xx, up to ``attempts`` times."""
         backoff = Backoff(cap=8.0)
         for attempt in range(1, attempts + 1):
             try:
-                self.client.command_result(command_id, result)
+                call()
                 return
             except GridError as exc:
                 retryable = exc.status is None or exc.status >= 500

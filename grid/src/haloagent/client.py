@@ -9,7 +9,7 @@ import json
 import ssl
 import urllib.error
 import urllib.request
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 from urllib.parse import urlencode
 
 
@@ -128,6 +128,11 @@ class GridClient:
 
     def command_result(self, command_id: str, result: Dict[str, Any]) -> None:
         self.request("POST", "/agent/v1/commands/%s/result" % command_id, result)
+
+    def fim_objects(self, command_id: str, objects: List[Dict[str, Any]]) -> None:
+        """One chunk (at most 5,000) of a fim command's objects."""
+        self.request("POST", "/agent/v1/commands/%s/fim_objects" % command_id, {"objects": objects},
+                     timeout=120)
 
     def firewall(self) -> Dict[str, Any]:
         return self.request("GET", "/agent/v1/firewall") or {}
