@@ -3,9 +3,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """halo_scan on the controller, so that a long scan wait prints progress as it goes.
 
-A module can only answer once, at its end; an action plugin runs in the controller's worker
+An Ansible module can only answer once, at its end; an action plugin runs in the controller's worker
 and its display lines reach ``ansible-playbook`` output (and AWX) while the task runs. The
-work itself is the module's: the same argument spec and ``run_scans`` from module_utils.
+work itself is the Ansible module's: the same argument spec and ``run_scans`` from module_utils.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -17,7 +17,7 @@ from ansible.module_utils.common.parameters import remove_values
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import AUTH_ARGUMENT_SPEC, HaloClient, HaloError
+from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import AUTH_ARGUMENT_SPEC, HaloClient, HaloClientError
 from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_module import (
     SERVER_SELECTION_ARGUMENT_SPEC,
     select_servers,
@@ -60,6 +60,6 @@ class ActionModule(ActionBase):
         try:
             client = HaloClient.from_params(params)
             result.update(run_scans(client, params, self._play_context.check_mode, select_servers, progress))
-        except HaloError as exc:
+        except HaloClientError as exc:
             result.update(failed=True, msg=str(exc))
         return remove_values(result, secrets)

@@ -24,7 +24,8 @@ description:
 author:
   - cloudpassage.halo contributors (@cloudpassage)
 extends_documentation_fragment:
-  - cloudpassage.halo.auth_plugin
+  - cloudpassage.halo.connection
+  - cloudpassage.halo.connection.plugins
   - constructed
   - inventory_cache
 options:
@@ -70,6 +71,10 @@ options:
     description: Prefix of the inventory groups made from Halo groups.
     type: str
     default: ""
+  # The fragment's ca_path, read as a str: Ansible's configuration turns an empty path (an
+  # empty HALO_CA_PATH) into the working directory.
+  ca_path:
+    type: str
 """
 
 EXAMPLES = r"""
@@ -104,7 +109,7 @@ from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructa
 from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import (
     AUTH_ARGUMENT_SPEC,
     HaloClient,
-    HaloError,
+    HaloClientError,
     find_by_name_or_id,
 )
 
@@ -134,7 +139,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         if found is None:
             try:
                 found = self._fetch()
-            except HaloError as exc:
+            except HaloClientError as exc:
                 raise AnsibleParserError("cloudpassage.halo.halo inventory %s: %s" % (path, exc))
             if self.get_option("cache"):
                 self._cache[cache_key] = found

@@ -1,6 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to the cloudpassage.halo collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
+# Do not use this from other collections or standalone plugins/modules!
 """The one Halo REST API client of the collection.
 
 Every module, the inventory plugin and the roles' lookups go through ``HaloClient``: OAuth
@@ -9,22 +12,18 @@ bounded retries (urllib3 ``Retry``) that never repeat a request that may have st
 and one error type whose message names the call and quotes the API's own text.
 """
 
-from __future__ import absolute_import, division, print_function
+from __future__ import annotations
 
-__metaclass__ = type
-
+import http.client
+import json
 import math
+import os
+import re
 import socket
 import ssl
 import threading
 import time
-
-try:
-    from urllib.parse import urlsplit
-except ImportError:  # pragma: no cover - Python 2 is not supported, sanity still compiles it
-    from urlparse import urlsplit  # type: ignore
-
-from ansible.module_utils.six.moves import http_client
+from urllib.parse import parse_qsl, urlsplit
 
 try:
     import requests
@@ -41,8 +40,39 @@ except ImportError as exc:  # the module reports it with missing_required_lib
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
-COLLECTION_VERSION = "0.1.0"
-USER_AGENT = "ansible-collection-cloudpassage.halo/%s" % COLLECTION_VERSION
+# The collection's root directory (where galaxy.yml or MANIFEST.json is), from this file's place.
+_COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def collection_version(root=_COLLECTION_ROOT):
+    """The collection's version, whose one source is galaxy.yml: read from the MANIFEST.json
+    that ansible-galaxy writes on install, or from galaxy.yml in a checkout. None where neither
+    is on disk, as for a module run from its AnsiballZ payload."""
+    try:
+        with open(os.path.join(root, "MANIFEST.json")) as manifest:
+            version = json.load(manifest)["collection_info"]["version"]
+        if isinstance(version, str) and version:
+            return version
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    try:
+        with open(os.path.join(root, "galaxy.yml")) as galaxy:
+            for line in galaxy:
+                # A top-level scalar; PyYAML is not needed for it (nor sure to be on a target).
+                found = re.match(r"""version:\s*['"]?([^'"\s#]+)""", line)
+                if found:
+                    return found.group(1)
+    except OSError:
+        pass
+    return None
+
+
+def user_agent(version):
+    """The User-Agent of the collection's API calls, with its version when it is known."""
+    return "ansible-collection-cloudpassage.halo" + ("/%s" % version if version else "")
+
+
+USER_AGENT = user_agent(collection_version())
 DEFAULT_API_HOST = "api.cloudpassage.com"
 MAX_PER_PAGE = 100  # the real service caps per_page at 100
 MAX_PAGES = 1000
@@ -52,7 +82,7 @@ TOKEN_EXPIRY_MARGIN = 30
 DEADLINE_MARGIN = 1.0
 
 # The connection options of every module and of the inventory plugin. Documented once in
-# the ``cloudpassage.halo.auth`` doc fragment; keep the two in step.
+# the ``cloudpassage.halo.connection`` doc fragment; keep the two in step.
 AUTH_ARGUMENT_SPEC = dict(
     api_host=dict(type="str", default=DEFAULT_API_HOST, fallback=(env_fallback, ["HALO_API_HOST"])),
     api_port=dict(type="int", fallback=(env_fallback, ["HALO_API_PORT"])),
@@ -66,11 +96,12 @@ AUTH_ARGUMENT_SPEC = dict(
 )
 
 
-class HaloError(Exception):
-    """Anything that stops a Halo call; ``str()`` is a complete one-line message for the user."""
+class HaloClientError(Exception):
+    """Anything that stops a call of this client to the Halo API; ``str()`` is a complete one-line
+    message for the user. (Not the grid's HTTP error, which is the server's own.)"""
 
 
-class HaloAPIError(HaloError):
+class HaloAPIError(HaloClientError):
     """The API answered with an error status."""
 
     def __init__(self, method, path, status, api_message):
@@ -78,7 +109,7 @@ class HaloAPIError(HaloError):
         self.path = path
         self.status = status
         self.api_message = api_message
-        super(HaloAPIError, self).__init__(
+        super().__init__(
             "Halo API %s %s failed with HTTP %s: %s" % (method, path, status, api_message))
 
 
@@ -86,7 +117,7 @@ class HaloAuthError(HaloAPIError):
     """The key and secret were refused, or a fresh token was refused again."""
 
 
-class HaloOutcomeUnknownError(HaloError):
+class HaloOutcomeUnknownError(HaloClientError):
     """A POST may or may not have taken effect: the API answered with a server error, or the
     connection failed after the request was sent. Such a call is never repeated blindly (it
     may have started a scan); the caller looks the outcome up instead."""
@@ -99,19 +130,19 @@ def build_base_url(api_host, api_port=None):
         api_host = "https://" + api_host
     parts = urlsplit(api_host)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise HaloError("api_host %r is neither a host name nor an http(s) URL" % api_host)
+        raise HaloClientError("api_host %r is neither a host name nor an http(s) URL" % api_host)
     host = parts.hostname
     if ":" in host:  # IPv6 literal
         host = "[%s]" % host
     try:
         port = api_port or parts.port
     except ValueError:  # urlsplit checks the port only when asked for it
-        raise HaloError("the port of api_host %r is not a port number (1-65535)" % api_host)
+        raise HaloClientError("the port of api_host %r is not a port number (1-65535)" % api_host)
     return "%s://%s%s" % (parts.scheme, host, ":%d" % port if port else "")
 
 
 def check_connection_options(params):
-    """Connection options that no call could work with, named in one HaloError; the module
+    """Connection options that no call could work with, named in one HaloClientError; the module
     argument spec only knows their types. Shared by every module and the inventory plugin."""
     problems = []
     port = params.get("api_port")
@@ -124,7 +155,7 @@ def check_connection_options(params):
     if retries is not None and retries < 0:
         problems.append("max_retries must be 0 or more, not %s" % retries)
     if problems:
-        raise HaloError("; ".join(problems))
+        raise HaloClientError("; ".join(problems))
 
 
 def api_error_text(response):
@@ -162,7 +193,7 @@ class _DeadlineRetry(Retry):
         return None if deadline is None else deadline - time.monotonic()
 
     def new(self, **kw):
-        retry = super(_DeadlineRetry, self).new(**kw)
+        retry = super().new(**kw)
         retry.deadline = self.deadline
         return retry
 
@@ -172,12 +203,12 @@ class _DeadlineRetry(Retry):
             exhausted = self.new(total=0)
             exhausted.deadline = None
             return exhausted.increment(*args, **kwargs)
-        return super(_DeadlineRetry, self).increment(*args, **kwargs)
+        return super().increment(*args, **kwargs)
 
     def sleep(self, response=None):
         left = self._left()
         if left is None:
-            return super(_DeadlineRetry, self).sleep(response)
+            return super().sleep(response)
         wait = self.get_retry_after(response) if response is not None and self.respect_retry_after_header else None
         if wait is None:
             wait = self.get_backoff_time()
@@ -217,15 +248,15 @@ def _retry_policy(max_retries, idempotent, backoff_factor, deadline=None):
     return retry
 
 
-class HaloClient(object):
+class HaloClient:
     """A Halo API session. Thread-safe: halo_scan drives many servers from one client."""
 
     def __init__(self, api_host, api_key, api_secret, api_port=None, validate_certs=True,
                  ca_path=None, timeout=30, max_retries=5, backoff_factor=0.5, user_agent=USER_AGENT):
         if not HAS_REQUESTS:
-            raise HaloError(missing_required_lib("requests"))
+            raise HaloClientError(missing_required_lib("requests"))
         if not api_key or not api_secret:
-            raise HaloError("api_key and api_secret are required (or HALO_API_KEY and HALO_API_SECRET_KEY)")
+            raise HaloClientError("api_key and api_secret are required (or HALO_API_KEY and HALO_API_SECRET_KEY)")
         self.base_url = build_base_url(api_host, api_port)
         self._key = api_key
         self._secret = api_secret
@@ -268,7 +299,7 @@ class HaloClient(object):
             return self.timeout
         left = self._deadline - time.monotonic()
         if left <= 0:
-            raise HaloError("Halo API %s %s not sent: the task's time limit ran out" % (method, path))
+            raise HaloClientError("Halo API %s %s not sent: the task's time limit ran out" % (method, path))
         return min(self.timeout, left)
 
     def _send(self, method, path, auth=None, headers=None, **kwargs):
@@ -279,22 +310,22 @@ class HaloClient(object):
             return session.request(method, self.base_url + path, auth=auth, headers=all_headers,
                                    verify=self._verify, timeout=self._call_timeout(method, path), **kwargs)
         except requests.exceptions.SSLError as exc:
-            raise HaloError(self._tls_failure(method, path, exc))
+            raise HaloClientError(self._tls_failure(method, path, exc))
         except requests.exceptions.RetryError as exc:
-            raise HaloError("Halo API %s %s kept failing after retries: %s" % (method, path, _first_line(exc)))
+            raise HaloClientError("Halo API %s %s kept failing after retries: %s" % (method, path, _first_line(exc)))
         except requests.exceptions.ConnectTimeout:
-            raise HaloError("cannot reach the Halo API at %s (%s %s): connecting timed out after %ss"
-                            % (self.base_url, method, path, self.timeout))
+            raise HaloClientError("cannot reach the Halo API at %s (%s %s): connecting timed out after %ss"
+                                  % (self.base_url, method, path, self.timeout))
         except requests.exceptions.Timeout:
-            error = HaloOutcomeUnknownError if method == "POST" else HaloError
+            error = HaloOutcomeUnknownError if method == "POST" else HaloClientError
             raise error("Halo API %s %s timed out after %ss" % (method, path, self.timeout))
         except requests.exceptions.ConnectionError as exc:
             unreachable = self._unreachable(method, path, exc)
             if unreachable:
-                raise HaloError(unreachable)
+                raise HaloClientError(unreachable)
             # Connections refused before sending were already retried by urllib3; what is left
             # may have failed after the request reached the API.
-            error = HaloOutcomeUnknownError if method == "POST" and _was_sent(exc) else HaloError
+            error = HaloOutcomeUnknownError if method == "POST" and _was_sent(exc) else HaloClientError
             raise error("cannot reach the Halo API at %s (%s %s): %s"
                         % (self.base_url, method, path, _first_line(exc)))
 
@@ -328,7 +359,7 @@ class HaloClient(object):
             return "%s: %s; %s Check api_host and api_port" % (where, reason, question)
         # A TLS server meets a plain request by closing, resetting or answering TLS bytes; a
         # silent server (a read timeout) is not that, and is not probed.
-        if any(isinstance(cause, (http_client.HTTPException, ConnectionResetError)) for cause in causes):
+        if any(isinstance(cause, (http.client.HTTPException, ConnectionResetError)) for cause in causes):
             other = self._other_scheme()
             if other:
                 return "Halo API %s %s: %s" % (method, path, other)
@@ -362,7 +393,7 @@ class HaloClient(object):
                 # TLS servers answer plain HTTP with a 400 page (nginx, Go, Apache)
                 other = self._other_scheme()
                 if other:
-                    raise HaloError("Halo API POST /oauth/access_token: %s" % other)
+                    raise HaloClientError("Halo API POST /oauth/access_token: %s" % other)
             if response.status_code != 200:
                 error = HaloAuthError if response.status_code in (400, 401, 403) else HaloAPIError
                 raise error("POST", "/oauth/access_token", response.status_code,
@@ -409,8 +440,8 @@ class HaloClient(object):
         try:
             return response.json()
         except ValueError:
-            raise HaloError("Halo API %s %s answered HTTP %s with a body that is not JSON: %s"
-                            % (method, path, response.status_code, response.text[:200]))
+            raise HaloClientError("Halo API %s %s answered HTTP %s with a body that is not JSON: %s"
+                                  % (method, path, response.status_code, response.text[:200]))
 
     def get(self, path, params=None):
         return self.request("GET", path, params=params)
@@ -439,15 +470,15 @@ class HaloClient(object):
             # may see a different name) and take the path and query from it.
             parts = urlsplit(next_url)
             path, query = parts.path, _parse_query(parts.query)
-        raise HaloError("GET %s returned more than %d pages; narrow the selection" % (path, MAX_PAGES))
+        raise HaloClientError("GET %s returned more than %d pages; narrow the selection" % (path, MAX_PAGES))
 
     def require_write_scope(self):
         """Fail before changing anything when the key is read-only (as CloudPassage's own
         scan-and-move script checks), instead of half-way through with a 403."""
         self._current_token()
         if self.scope and "write" not in self.scope:
-            raise HaloError("the Halo API key is read-only (scope %r); a read+write key is needed to "
-                            "change anything" % self.scope)
+            raise HaloClientError("the Halo API key is read-only (scope %r); a read+write key is needed to "
+                                  "change anything" % self.scope)
 
     # -- server groups -----------------------------------------------------------------------
 
@@ -547,8 +578,8 @@ class HaloClient(object):
 
     # -- scans -------------------------------------------------------------------------------
 
-    def start_scan(self, server_id, module):
-        return self.post("/v1/servers/%s/scans" % server_id, {"scan": {"module": module}})["command"]
+    def start_scan(self, server_id, scan_module):
+        return self.post("/v1/servers/%s/scans" % server_id, {"scan": {"module": scan_module}})["command"]
 
     def get_command(self, server_id, command_id):
         return self.get("/v1/servers/%s/commands/%s" % (server_id, command_id))["command"]
@@ -562,17 +593,17 @@ class HaloClient(object):
                 return None
             raise
 
-    def list_scans(self, server_id=None, module=None, since=None):
-        """Scans (oldest first, without findings) of one server or all, of ``module``, created
-        at or after ``since`` (ISO 8601)."""
-        params = dict((name, value) for name, value in (("server_id", server_id), ("module", module),
+    def list_scans(self, server_id=None, scan_module=None, since=None):
+        """Scans (oldest first, without findings) of one server or all, of ``scan_module``,
+        created at or after ``since`` (ISO 8601)."""
+        params = dict((name, value) for name, value in (("server_id", server_id), ("module", scan_module),
                                                         ("since", since)) if value)
         return self.paginate("/v1/scans", "scans", params)
 
-    def latest_scan(self, server_id, module):
-        """The server's most recent scan of ``module`` with its findings, or None before the first."""
+    def latest_scan(self, server_id, scan_module):
+        """The server's most recent scan of ``scan_module`` with its findings, or None before the first."""
         try:
-            return self.get("/v1/servers/%s/%s" % (server_id, module)).get("scan")
+            return self.get("/v1/servers/%s/%s" % (server_id, scan_module)).get("scan")
         except HaloAPIError as exc:
             if exc.status == 404:
                 return None
@@ -589,26 +620,22 @@ def find_by_name_or_id(objects, name_or_id, kind, plural):
     if len(named) == 1:
         return named[0]
     if len(named) > 1:
-        raise HaloError("more than one Halo %s is named %r (ids: %s); use the id"
-                        % (kind, name_or_id, ", ".join(obj["id"] for obj in named)))
+        raise HaloClientError("more than one Halo %s is named %r (ids: %s); use the id"
+                              % (kind, name_or_id, ", ".join(obj["id"] for obj in named)))
     known = ", ".join(sorted(obj.get("name", "?") for obj in objects)) or "none"
-    raise HaloError("no Halo %s named or with id %r; known %s: %s" % (kind, name_or_id, plural, known))
+    raise HaloClientError("no Halo %s named or with id %r; known %s: %s" % (kind, name_or_id, plural, known))
 
 
 def find_by_name(objects, name, kind):
     """The object named ``name``, or None; an error if the name is ambiguous."""
     named = [obj for obj in objects if obj.get("name") == name]
     if len(named) > 1:
-        raise HaloError("more than one Halo %s is named %r (ids: %s); rename or delete the extra ones"
-                        % (kind, name, ", ".join(obj["id"] for obj in named)))
+        raise HaloClientError("more than one Halo %s is named %r (ids: %s); rename or delete the extra ones"
+                              % (kind, name, ", ".join(obj["id"] for obj in named)))
     return named[0] if named else None
 
 
 def _parse_query(query):
-    try:
-        from urllib.parse import parse_qsl
-    except ImportError:  # pragma: no cover
-        from urlparse import parse_qsl  # type: ignore
     return dict(parse_qsl(query, keep_blank_values=True))
 
 
@@ -703,19 +730,19 @@ def _json_or_none(response):
 
 def _token_answer(response):
     """(access token, scope, lifetime in seconds) from the token endpoint's answer, or a
-    HaloError saying what is wrong with it (never quoting it: it may carry a token)."""
+    HaloClientError saying what is wrong with it (never quoting it: it may carry a token)."""
     what = "Halo API POST /oauth/access_token answered HTTP %s, but the token answer is malformed: " % (
         response.status_code)
     try:
         body = response.json()
     except ValueError:
-        raise HaloError(what + "not JSON (Content-Type %s, %d bytes); is api_host the Halo API?"
-                        % (response.headers.get("Content-Type") or "none", len(response.content or b"")))
+        raise HaloClientError(what + "not JSON (Content-Type %s, %d bytes); is api_host the Halo API?"
+                              % (response.headers.get("Content-Type") or "none", len(response.content or b"")))
     if not isinstance(body, dict):
-        raise HaloError(what + "not a JSON object")
+        raise HaloClientError(what + "not a JSON object")
     token = body.get("access_token")
     if not token or not isinstance(token, str):
-        raise HaloError(what + "no access_token string")
+        raise HaloClientError(what + "no access_token string")
     lifetime = body.get("expires_in")
     if lifetime is None:
         lifetime = 900
@@ -727,7 +754,7 @@ def _token_answer(response):
         except (TypeError, ValueError):
             lifetime = None
         if lifetime is None or not math.isfinite(lifetime) or lifetime <= 0:
-            raise HaloError(what + "expires_in is %r, not a number of seconds" % (body.get("expires_in"),))
+            raise HaloClientError(what + "expires_in is %r, not a number of seconds" % (body.get("expires_in"),))
     return token, body.get("scope"), lifetime
 
 

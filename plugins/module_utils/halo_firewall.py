@@ -1,12 +1,13 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to the cloudpassage.halo collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
+# Do not use this from other collections or standalone plugins/modules!
 """Linux firewall rules as halo_firewall_policy compares them: the rule options, one view of
 a rule whether wanted or stored, and names of groups, zones and services resolved to ids."""
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import find_by_name_or_id
 
@@ -64,7 +65,7 @@ def comparable(view):
     return compared
 
 
-class Resolver(object):
+class Resolver:
     """Names of groups, zones and services to ids, each list fetched once and only if needed."""
 
     def __init__(self, client, check_mode):

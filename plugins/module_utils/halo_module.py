@@ -1,27 +1,27 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to the cloudpassage.halo collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
+# Do not use this from other collections or standalone plugins/modules!
 """What every Halo module shares: the argument spec with the connection options, server
 selection, input errors that name the option and never show a secret, and turning a
-HaloError into one clear ``fail_json`` line."""
+HaloClientError into one clear ``fail_json`` line."""
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 from ansible.module_utils.common.validation import check_type_dict, check_type_list
-from ansible.module_utils.six import string_types
-from ansible.module_utils.six.moves.collections_abc import Mapping
 
 from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import (
     AUTH_ARGUMENT_SPEC,
     HAS_REQUESTS,
     REQUESTS_IMPORT_ERROR,
     HaloClient,
-    HaloError,
+    HaloClientError,
 )
 
 SERVER_STATES = ["active", "missing", "deactivated"]
@@ -53,12 +53,12 @@ class HaloBaseModule(AnsibleModule):
     _validating = False
 
     def __init__(self, *args, **kwargs):
-        super(HaloBaseModule, self).__init__(*args, **kwargs)
+        super().__init__(*args, **kwargs)
         self._validating = False
 
     def _load_params(self):
         # AnsibleModule.__init__ calls this after reading the arguments, before validating them.
-        super(HaloBaseModule, self)._load_params()
+        super()._load_params()
         self.no_log_values.update(no_log_values(self.argument_spec, self.params))
         self._wrong_shapes = wrong_shapes(self.argument_spec, self.params)
         self._validating = True
@@ -67,7 +67,7 @@ class HaloBaseModule(AnsibleModule):
         validation = getattr(self, "validation_result", None)
         if self._validating and self._wrong_shapes and validation is not None and validation.errors:
             msg = "; ".join(self._wrong_shapes)
-        super(HaloBaseModule, self).fail_json(msg, **kwargs)
+        super().fail_json(msg, **kwargs)
 
 
 class HaloModule(HaloBaseModule):
@@ -76,20 +76,20 @@ class HaloModule(HaloBaseModule):
     def __init__(self, argument_spec, **kwargs):
         spec = dict(AUTH_ARGUMENT_SPEC)
         spec.update(argument_spec)
-        super(HaloModule, self).__init__(argument_spec=spec, **kwargs)
+        super().__init__(argument_spec=spec, **kwargs)
         if not HAS_REQUESTS:
             self.fail_json(msg=missing_required_lib("requests"), exception=str(REQUESTS_IMPORT_ERROR))
         try:
             self.client = HaloClient.from_params(self.params)
-        except HaloError as exc:
+        except HaloClientError as exc:
             self.fail_json(msg=str(exc))
 
     def run(self, action):
-        """Call ``action(self)``, which returns the result dict; a HaloError ends the task
+        """Call ``action(self)``, which returns the result dict; a HaloClientError ends the task
         with its one-line message instead of a traceback."""
         try:
             result = action(self)
-        except HaloError as exc:
+        except HaloClientError as exc:
             self.fail_json(msg=str(exc))
         self.exit_json(**result)
 
@@ -102,7 +102,7 @@ def select_servers(client, params, require_selector=True):
     """
     chosen = [name for name in SELECTORS if params.get(name) is not None]
     if require_selector and not chosen:
-        raise HaloError("select servers with at least one of: %s" % ", ".join(SELECTORS))
+        raise HaloClientError("select servers with at least one of: %s" % ", ".join(SELECTORS))
     filters = {"state": params.get("state") or ["active"]}
     group = None
     if params.get("group") is not None:
@@ -193,7 +193,7 @@ def _as_dict(value):
     """``value`` as Ansible takes a dict (a mapping, JSON or ``k=v`` text), or None."""
     if isinstance(value, Mapping):
         return value
-    if isinstance(value, string_types):
+    if isinstance(value, str):
         try:
             converted = check_type_dict(value)
         except TypeError:
@@ -207,14 +207,14 @@ def _env_fallback(option):
     if len(fallback) < 2 or fallback[0] is not env_fallback:
         return None
     for name in fallback[1]:
-        if isinstance(name, string_types) and name in os.environ:
+        if isinstance(name, str) and name in os.environ:
             return os.environ[name]
     return None
 
 
 def _secret_strings(value):
     """The strings Ansible masks for a no_log value: the value, or each leaf of a structure."""
-    if isinstance(value, string_types):
+    if isinstance(value, str):
         return [value] if value else []
     if value is None or isinstance(value, bool):
         return []
@@ -230,7 +230,7 @@ def _of(sub_spec):
 
 
 def _kind(value):
-    if isinstance(value, string_types):
+    if isinstance(value, str):
         return "a string"
     if isinstance(value, bool):
         return "a boolean"

@@ -1,19 +1,21 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to the cloudpassage.halo collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
+# Do not use this from other collections or standalone plugins/modules!
 """Scan many servers at once and judge each result: the heart of admission."""
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import HaloError, HaloOutcomeUnknownError
+from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import HaloClientError, HaloOutcomeUnknownError
 from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_svm import SVM_FAIL_ON, judge_svm
 
-# Halo module names and the path their latest results live under.
+# Halo scan modules (the API's ``module``: sca, svm, ...), aliases included, and the path their
+# latest results live under.
 SCAN_MODULES = {"sca": "sca", "csm": "sca", "svm": "svm", "sva": "svm", "fim": "fim", "sam": "sam", "sv": "sv"}
 CLEAN = "completed_clean"
 FINISHED_COMMAND_STATES = ("completed", "failed")
@@ -135,7 +137,7 @@ def _no_verdict(result, status, msg, timed_out=False):
     return result
 
 
-class _Server(object):
+class _Server:
     """What the scanner knows of one server while its scans run."""
 
     def __init__(self, server):
@@ -152,7 +154,7 @@ class _Server(object):
         self.command = None
 
 
-class Scanner(object):
+class Scanner:
     """Starts one scan per server and waits for all of them.
 
     The verdict of a server is the scan produced by the command this scanner started, found
@@ -164,14 +166,14 @@ class Scanner(object):
     the scans since the first start (100 per call), and only a finished scan is read whole.
     """
 
-    def __init__(self, client, module="sca", scan_timeout=300, poll_interval=2.0, max_workers=10,
+    def __init__(self, client, scan_module="sca", scan_timeout=300, poll_interval=2.0, max_workers=10,
                  rescan_failed=1, require_scan_link=True, progress=None, progress_interval=15,
                  svm_fail_on="critical", clock=time.monotonic, sleep=time.sleep):
-        if module not in SCAN_MODULES:
-            raise HaloError("unknown scan module %r; Halo knows %s" % (module, ", ".join(sorted(SCAN_MODULES))))
+        if scan_module not in SCAN_MODULES:
+            raise HaloClientError("unknown scan module %r; Halo knows %s" % (scan_module, ", ".join(sorted(SCAN_MODULES))))
         self.client = client
-        self.module = module
-        self.results_path = SCAN_MODULES[module]
+        self.scan_module = scan_module
+        self.results_path = SCAN_MODULES[scan_module]
         self.scan_timeout = scan_timeout
         self.poll_interval = poll_interval
         self.max_workers = max_workers
@@ -191,7 +193,7 @@ class Scanner(object):
             scan = self.client.latest_scan(server["id"], self.results_path)
             if scan is None:
                 result.update(status="not_scanned",
-                              msg="no %s scan stored for this server yet; check mode starts none" % self.module)
+                              msg="no %s scan stored for this server yet; check mode starts none" % self.scan_module)
             else:
                 _with_scan(result, scan, self.svm_fail_on)
                 result["msg"] = result["msg"] or "latest stored scan; no new scan was started (check mode)"
@@ -253,7 +255,7 @@ class Scanner(object):
         state.result = _base_result(state.server)
         state.result["attempts"] = attempt
         try:
-            state.command = self.client.start_scan(state.id, self.module)
+            state.command = self.client.start_scan(state.id, self.scan_module)
         except HaloOutcomeUnknownError as exc:
             state.unknown_starts += 1
             if state.unknown_starts <= 1:
@@ -261,7 +263,7 @@ class Scanner(object):
             state.finish(_no_verdict(state.result, "error", "%s; whether the scan started is unknown, so "
                                                             "there is no verdict" % exc))
             return None
-        except HaloError as exc:
+        except HaloClientError as exc:
             # One server's failure must not hide the others' results, and is never a pass.
             state.finish(_no_verdict(state.result, "error", str(exc)))
             return None
@@ -275,8 +277,8 @@ class Scanner(object):
         linked = dict((state.command["scan_id"], state) for state in running if state.command.get("scan_id"))
         done = []
         try:
-            listed = self.client.list_scans(module=self.results_path, since=since) if linked else []
-        except HaloError as exc:
+            listed = self.client.list_scans(scan_module=self.results_path, since=since) if linked else []
+        except HaloClientError as exc:
             # A missed look, not a verdict: the next one may work; at the deadline it is said.
             for state in linked.values():
                 state.last_status = "unknown (%s)" % exc
@@ -294,7 +296,7 @@ class Scanner(object):
                 continue
             try:
                 command = dict(state.command, **self.client.get_command(state.id, state.command["id"]))
-            except HaloError as exc:
+            except HaloClientError as exc:
                 state.finish(_no_verdict(state.result, "error", str(exc)))
                 continue
             state.command, state.last_status = command, command.get("status")
@@ -316,7 +318,7 @@ class Scanner(object):
                                                                "scan since the command instead" % finished["id"])
             else:
                 result = self._judge_scans_since(state, finished)
-        except HaloError as exc:
+        except HaloClientError as exc:
             result = _no_verdict(state.result, "error", str(exc))
         if result is None:  # the scan of a finished command is not stored yet: look again
             return
@@ -345,7 +347,7 @@ class Scanner(object):
     def _judge_scans_since(self, state, command):
         """Without a link, every scan of the server since the command was created is judged and
         the worst one counts: a scan that ran beside ours can then only keep a server, never pass it."""
-        scans = [scan for scan in self.client.list_scans(server_id=state.id, module=self.results_path,
+        scans = [scan for scan in self.client.list_scans(server_id=state.id, scan_module=self.results_path,
                                                          since=command.get("created_at"))
                  if scan.get("status") in FINISHED_SCAN_STATES]
         if not scans:
@@ -365,8 +367,9 @@ class Scanner(object):
                                  timed_out=True))
 
 
-# The options of halo_scan besides the connection and the server selection; the module and its
-# action plugin (which adds progress lines) both validate with it.
+# The options of halo_scan besides the connection and the server selection; the Ansible module
+# and its action plugin (which adds progress lines) both validate with it. ``module`` is the
+# Halo scan module, named as the API names it.
 SCAN_ARGUMENT_SPEC = dict(
     module=dict(type="str", default="sca", choices=sorted(SCAN_MODULES)),
     scan_timeout=dict(type="int", default=300),
@@ -397,7 +400,7 @@ def run_scans(client, params, check_mode, select, progress=None):
     latest stored scans) and count the outcomes. The task ends within ``scan_timeout`` plus one
     API ``timeout``: every call and its retries stop there."""
     client.limit_total_time(params["scan_timeout"] + client.timeout)
-    scanner = Scanner(client, module=params["module"], scan_timeout=params["scan_timeout"],
+    scanner = Scanner(client, scan_module=params["module"], scan_timeout=params["scan_timeout"],
                       poll_interval=params["poll_interval"], max_workers=params["max_workers"],
                       rescan_failed=params["rescan_failed"], require_scan_link=params["require_scan_link"],
                       progress=progress, progress_interval=params["progress_interval"],

@@ -1,12 +1,13 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to the cloudpassage.halo collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
+# Do not use this from other collections or standalone plugins/modules!
 """The verdict of a software vulnerability (svm) scan: a server with vulnerable packages is
 kept, by default only for critical ones (``svm_fail_on``)."""
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type
+from __future__ import annotations
 
 SVM_FAIL_ON = ("critical", "any")
 _FINISHED = ("completed_clean", "completed_with_errors", "failed")

@@ -29,6 +29,15 @@ description:
     failed channel, which never contains the password, the headers or the webhook URL path.
 author:
   - cloudpassage.halo contributors (@cloudpassage)
+extends_documentation_fragment:
+  - cloudpassage.halo.attributes
+attributes:
+  check_mode:
+    support: full
+    details: In check mode nothing is written or sent; the result says which files would change.
+  diff_mode:
+    support: full
+    details: The diff shows each report file before and after.
 options:
   results:
     description:
@@ -142,13 +151,6 @@ options:
         description: Seconds to wait for the webhook.
         type: int
         default: 30
-attributes:
-  check_mode:
-    support: full
-    description: In check mode nothing is written or sent; the result says which files would change.
-  diff_mode:
-    support: full
-    description: The diff shows each report file before and after.
 notes:
   - A relative O(json_path) or O(junit_path) is relative to the working directory of the module, which is
     where ansible-playbook runs for a local connection.

@@ -20,7 +20,16 @@ description:
 author:
   - cloudpassage.halo contributors (@cloudpassage)
 extends_documentation_fragment:
-  - cloudpassage.halo.auth
+  - cloudpassage.halo.connection
+  - cloudpassage.halo.attributes
+  - cloudpassage.halo.attributes.actiongroup_halo
+attributes:
+  check_mode:
+    support: full
+    details: In check mode nothing is created, changed or deleted.
+  diff_mode:
+    support: full
+    details: The diff shows the compared fields of the policy before and after.
 options:
   name:
     description:
@@ -47,18 +56,11 @@ options:
     type: str
     choices: [present, absent]
     default: present
-attributes:
-  check_mode:
-    support: full
-    description: In check mode nothing is created, changed or deleted.
-  diff_mode:
-    support: full
-    description: The diff shows the compared fields of the policy before and after.
 """
 
 EXAMPLES = r"""
-# The seed lab applies one configuration policy to all three groups; make it first, then
-# name it in cloudpassage.halo.halo_group's config_policies.
+# One configuration policy for the staging, production and protected groups; make it
+# first, then name it in cloudpassage.halo.halo_group's config_policies.
 - name: Configuration policy from an exported JSON file
   cloudpassage.halo.halo_config_policy:
     src: "{{ playbook_dir }}/files/cis-core-debian.json"
@@ -110,7 +112,7 @@ name:
 
 import json
 
-from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import HaloError, find_by_name
+from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import HaloClientError, find_by_name
 from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_module import HaloModule
 
 # What the API sets itself, at the top of a policy and inside its rules and checks.
@@ -146,7 +148,7 @@ def load_policy(params):
             with open(params["src"]) as handle:
                 document = json.load(handle)
         except (IOError, OSError, ValueError) as exc:
-            raise HaloError("cannot read the policy JSON from %s: %s" % (params["src"], exc))
+            raise HaloClientError("cannot read the policy JSON from %s: %s" % (params["src"], exc))
     if document is None:
         return None
     if isinstance(document.get("policy"), dict):
@@ -155,7 +157,7 @@ def load_policy(params):
     if params["name"]:
         policy["name"] = params["name"]
     if not policy.get("name"):
-        raise HaloError("the policy has no name; set name")
+        raise HaloClientError("the policy has no name; set name")
     return policy
 
 

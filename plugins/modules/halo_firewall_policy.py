@@ -23,7 +23,19 @@ description:
 author:
   - cloudpassage.halo contributors (@cloudpassage)
 extends_documentation_fragment:
-  - cloudpassage.halo.auth
+  - cloudpassage.halo.connection
+  - cloudpassage.halo.attributes
+  - cloudpassage.halo.attributes.actiongroup_halo
+attributes:
+  check_mode:
+    support: full
+    details:
+      - In check mode nothing is created, changed or deleted, not even a firewall service.
+      - A source group or zone that an earlier task would create does not exist yet in check
+        mode, so naming it fails the task.
+  diff_mode:
+    support: full
+    details: The diff shows the policy's rules before and after, with sources and services by name.
 options:
   name:
     description:
@@ -108,20 +120,10 @@ options:
         description: Whether the rule is in force.
         type: bool
         default: true
-attributes:
-  check_mode:
-    support: full
-    description:
-      - In check mode nothing is created, changed or deleted, not even a firewall service.
-      - A source group or zone that an earlier task would create does not exist yet in check
-        mode, so naming it fails the task.
-  diff_mode:
-    support: full
-    description: The diff shows the policy's rules before and after, with sources and services by name.
 """
 
 EXAMPLES = r"""
-# The seed lab: hosts still in the staging group must not reach the critical application;
+# Application membership control: hosts still in the staging group must not reach the critical application;
 # production web servers may. Make the groups first (cloudpassage.halo.halo_group), then
 # this policy, then assign it to CriticalApplication.
 - name: Firewall policy of the critical application

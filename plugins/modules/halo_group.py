@@ -18,7 +18,19 @@ description:
 author:
   - cloudpassage.halo contributors (@cloudpassage)
 extends_documentation_fragment:
-  - cloudpassage.halo.auth
+  - cloudpassage.halo.connection
+  - cloudpassage.halo.attributes
+  - cloudpassage.halo.attributes.actiongroup_halo
+attributes:
+  check_mode:
+    support: full
+    details:
+      - In check mode nothing is created, changed, moved or deleted.
+      - A parent or policy that an earlier task would create does not exist yet in check mode,
+        so naming it fails the task.
+  diff_mode:
+    support: full
+    details: The diff shows the managed settings before and after (policies by id).
 options:
   name:
     description:
@@ -79,24 +91,14 @@ options:
       - With O(state=absent), let Halo move the group's servers to its parent group.
     type: bool
     default: false
-attributes:
-  check_mode:
-    support: full
-    description:
-      - In check mode nothing is created, changed, moved or deleted.
-      - A parent or policy that an earlier task would create does not exist yet in check mode,
-        so naming it fails the task.
-  diff_mode:
-    support: full
-    description: The diff shows the managed settings before and after (policies by id).
 notes:
   - Changing a group's policies or firewall policy changes what Halo enforces on every
     server in the group.
 """
 
 EXAMPLES = r"""
-# The seed lab: a staging group that new workloads join by tag, a production group and a
-# protected group. The firewall policy named here is made by
+# Application membership control: a staging group that new workloads join by tag, a
+# production group and a protected group. The firewall policy named here is made by
 # cloudpassage.halo.halo_firewall_policy, after the groups its rules refer to exist.
 - name: Staging group for new web servers
   cloudpassage.halo.halo_group:
@@ -167,7 +169,7 @@ moved_servers:
 """
 
 from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import (
-    HaloError,
+    HaloClientError,
     find_by_name,
     find_by_name_or_id,
 )
@@ -231,9 +233,9 @@ def ensure_present(module, group, groups):
             result["group"] = client.get_group(group["id"])
         if "scan_interval" in changes and not _same(result["group"].get("scan_interval"), changes["scan_interval"]):
             # Halo's own API has no such field and ignores unknown ones: say so, never "changed"
-            raise HaloError("the service did not store scan_interval for group %s (it answers %r): scheduled scans "
-                            "are a halogrid grid feature; Halo schedules scans in its portal settings"
-                            % (module.params["name"], result["group"].get("scan_interval")))
+            raise HaloClientError("the service did not store scan_interval for group %s (it answers %r): scheduled scans "
+                                  "are a halogrid grid feature; Halo schedules scans in its portal settings"
+                                  % (module.params["name"], result["group"].get("scan_interval")))
     if module._diff:
         result["diff"] = {"before": before, "after": dict(before, **changes)}
     return result
@@ -248,15 +250,15 @@ def ensure_absent(module, group, groups):
     servers = client.list_servers(group_id=group["id"], state=SERVER_STATES)
     if servers and not (params["move_servers_to"] or params["move_servers_to_parent"]):
         names = ", ".join(sorted(server.get("hostname") or server["id"] for server in servers))
-        raise HaloError("group %s still holds %d server(s) (%s); set move_servers_to or "
-                        "move_servers_to_parent to say where they go" % (group["name"], len(servers), names))
+        raise HaloClientError("group %s still holds %d server(s) (%s); set move_servers_to or "
+                              "move_servers_to_parent to say where they go" % (group["name"], len(servers), names))
     if params["move_servers_to_parent"] and servers and not group.get("parent_id"):
-        raise HaloError("group %s has no parent to move its servers to; use move_servers_to" % group["name"])
+        raise HaloClientError("group %s has no parent to move its servers to; use move_servers_to" % group["name"])
     destination = None
     if params["move_servers_to"]:
         destination = find_by_name_or_id(groups, params["move_servers_to"], "server group", "groups")
         if destination["id"] == group["id"]:
-            raise HaloError("move_servers_to names the group being deleted")
+            raise HaloClientError("move_servers_to names the group being deleted")
     result["moved_servers"] = [{"server_id": server["id"], "hostname": server.get("hostname")}
                                for server in servers]
     if not module.check_mode:

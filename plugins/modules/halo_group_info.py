@@ -22,7 +22,10 @@ description:
 author:
   - cloudpassage.halo contributors (@cloudpassage)
 extends_documentation_fragment:
-  - cloudpassage.halo.auth
+  - cloudpassage.halo.connection
+  - cloudpassage.halo.attributes
+  - cloudpassage.halo.attributes.info_module
+  - cloudpassage.halo.attributes.actiongroup_halo
 options:
   names:
     description:
@@ -30,13 +33,6 @@ options:
       - Every group when not given.
     type: list
     elements: str
-attributes:
-  check_mode:
-    support: full
-    description: Reads only, so it runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Changes nothing, so there is nothing to diff.
 """
 
 EXAMPLES = r"""

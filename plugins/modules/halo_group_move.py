@@ -25,8 +25,17 @@ description:
 author:
   - cloudpassage.halo contributors (@cloudpassage)
 extends_documentation_fragment:
-  - cloudpassage.halo.auth
+  - cloudpassage.halo.connection
   - cloudpassage.halo.server_selection
+  - cloudpassage.halo.attributes
+  - cloudpassage.halo.attributes.actiongroup_halo
+attributes:
+  check_mode:
+    support: full
+    details: In check mode nothing moves; the result says what would move.
+  diff_mode:
+    support: full
+    details: The diff shows each server's group before and after.
 options:
   destination_group:
     description:
@@ -45,13 +54,6 @@ options:
         the key.
     type: int
     default: 10
-attributes:
-  check_mode:
-    support: full
-    description: In check mode nothing moves; the result says what would move.
-  diff_mode:
-    support: full
-    description: The diff shows each server's group before and after.
 """
 
 EXAMPLES = r"""
@@ -126,7 +128,7 @@ destination_group:
 
 from concurrent.futures import ThreadPoolExecutor
 
-from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import HaloError
+from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import HaloClientError
 from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_module import (
     SERVER_SELECTION_ARGUMENT_SPEC,
     HaloModule,
@@ -155,7 +157,7 @@ def move(module):
                                           "group_name": current.get("group_name")}
             if not module.check_mode:
                 client.move_server(server["id"], destination["id"])
-        except HaloError as exc:
+        except HaloClientError as exc:
             return "failed", "%s: %s" % (server.get("hostname") or server["id"], exc)
         return "moved", {"server_id": server["id"], "hostname": server.get("hostname"),
                          "from_group": server.get("group_name"), "to_group": destination.get("name")}
@@ -169,7 +171,7 @@ def move(module):
     if failed:
         # Say what did move: the user must know the state the task left behind.
         done = ", ".join(entry["hostname"] or entry["server_id"] for entry in moved) or "none"
-        raise HaloError("%s (moved: %s)" % ("; ".join(failed), done))
+        raise HaloClientError("%s (moved: %s)" % ("; ".join(failed), done))
     result = {
         "changed": bool(moved),
         "moved": moved,

@@ -30,8 +30,17 @@ description:
 author:
   - cloudpassage.halo contributors (@cloudpassage)
 extends_documentation_fragment:
-  - cloudpassage.halo.auth
+  - cloudpassage.halo.connection
   - cloudpassage.halo.server_selection
+  - cloudpassage.halo.attributes
+  - cloudpassage.halo.attributes.actiongroup_halo
+attributes:
+  check_mode:
+    support: full
+    details: In check mode no scan is started; the latest stored result of each server is returned instead.
+  diff_mode:
+    support: N/A
+    details: Changes nothing, so there is nothing to diff.
 options:
   module:
     description:
@@ -94,13 +103,6 @@ options:
 notes:
   - The task runs on the controller (an action plugin), where it prints its progress; the
     connection environment variables are read there.
-attributes:
-  check_mode:
-    support: full
-    description: In check mode no scan is started; the latest stored result of each server is returned instead.
-  diff_mode:
-    support: none
-    description: Changes nothing, so there is nothing to diff.
 """
 
 EXAMPLES = r"""
@@ -269,11 +271,14 @@ def main():
     # lines; this entry point serves a direct run of the module (it prints no progress).
     argument_spec = dict(SERVER_SELECTION_ARGUMENT_SPEC)
     argument_spec.update(SCAN_ARGUMENT_SPEC)
+    # ``module`` is this Ansible module; the option ``module`` (params["module"]) is the Halo scan
+    # module, which only run_scans reads.
     module = HaloModule(argument_spec=argument_spec, supports_check_mode=True)
     errors = scan_option_errors(module.params)
     if errors:
         module.fail_json(msg="; ".join(errors))
-    module.run(lambda module: run_scans(module.client, module.params, module.check_mode, select_servers))
+    module.run(lambda ansible_module: run_scans(ansible_module.client, ansible_module.params,
+                                                ansible_module.check_mode, select_servers))
 
 
 if __name__ == "__main__":

@@ -22,15 +22,11 @@ description:
 author:
   - cloudpassage.halo contributors (@cloudpassage)
 extends_documentation_fragment:
-  - cloudpassage.halo.auth
+  - cloudpassage.halo.connection
   - cloudpassage.halo.server_selection
-attributes:
-  check_mode:
-    support: full
-    description: Reads only, so it runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Changes nothing, so there is nothing to diff.
+  - cloudpassage.halo.attributes
+  - cloudpassage.halo.attributes.info_module
+  - cloudpassage.halo.attributes.actiongroup_halo
 """
 
 EXAMPLES = r"""

@@ -373,7 +373,7 @@ def is_transient(exc):
     """An error that waiting may cure (rate limit, server or connection trouble)."""
     if isinstance(exc, halo_api.HaloAPIError):
         return exc.status in TRANSIENT_STATUSES
-    return isinstance(exc, halo_api.HaloError)
+    return isinstance(exc, halo_api.HaloClientError)
 
 
 class EventReader:
@@ -402,7 +402,7 @@ class EventReader:
             self.client.retry_after = None
             try:
                 result = await asyncio.to_thread(method, *args)
-            except halo_api.HaloError as exc:
+            except halo_api.HaloClientError as exc:
                 if not is_transient(exc):
                     raise
                 self.failures += 1

@@ -214,7 +214,7 @@ def test_a_rate_limit_is_waited_out_for_its_retry_after_and_errors_back_off_grow
     api.add(0)
     limited = halo_api.HaloAPIError("GET", "/v1/events", 429, "Rate limit exceeded")
     limited.retry_after = 7.0
-    down = [halo_api.HaloError("cannot reach the Halo API") for dummy in range(4)]
+    down = [halo_api.HaloClientError("cannot reach the Halo API") for dummy in range(4)]
     api.fail = [limited, halo_api.HaloAPIError("GET", "/v1/events", 503, "busy")] + down
     r = reader(api, queue, max_backoff=6)
     run(poll(r))

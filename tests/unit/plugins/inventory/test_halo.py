@@ -10,9 +10,7 @@ from ansible.inventory.data import InventoryData
 from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import inventory_loader
 
-from ansible_collections.cloudpassage.halo.plugins.doc_fragments import auth, auth_plugin
 from ansible_collections.cloudpassage.halo.plugins.inventory import halo
-from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import AUTH_ARGUMENT_SPEC
 
 GROUPS = {"groups": [{"id": "gd", "name": "ProdWebDirty"}, {"id": "gc", "name": "Prod Web-Clean"},
                      {"id": "ga", "name": "CriticalApplication"}]}
@@ -128,20 +126,6 @@ def test_only_halo_yml_sources_are_taken(tmp_path):
         source = tmp_path / name
         source.write_text("plugin: cloudpassage.halo.halo\n")
         assert plugin.verify_file(str(source)) is taken, name
-
-
-def test_plugin_and_module_auth_docs_follow_the_argument_spec():
-    plugin_options = yaml.safe_load(auth_plugin.ModuleDocFragment.DOCUMENTATION)["options"]
-    module_options = yaml.safe_load(auth.ModuleDocFragment.DOCUMENTATION)["options"]
-    assert set(plugin_options) == set(module_options) == set(AUTH_ARGUMENT_SPEC)
-    for name, spec in AUTH_ARGUMENT_SPEC.items():
-        for documented in (plugin_options[name], module_options[name]):
-            # The plugin reads ca_path as a str: an empty path would become the working directory.
-            expected_type = "str" if documented is plugin_options[name] and name == "ca_path" else spec["type"]
-            assert documented["type"] == expected_type, name
-            assert documented.get("default") == spec.get("default"), name
-            assert documented.get("required", False) == spec.get("required", False), name
-        assert [entry["name"] for entry in plugin_options[name]["env"]] == spec["fallback"][1], name
 
 
 def test_the_documented_host_variables_are_the_ones_set(fake_halo, parse):

@@ -48,13 +48,13 @@ class ScriptedClient:
         self.stored = {}
         self.calls = []
 
-    def latest_scan(self, server_id, module):
+    def latest_scan(self, server_id, scan_module):
         self.calls.append("latest_scan")
         return self.latest.get(server_id)
 
-    def start_scan(self, server_id, module):
+    def start_scan(self, server_id, scan_module):
         self.calls.append("start_scan")
-        self.started.append((server_id, module))
+        self.started.append((server_id, scan_module))
         number = sum(1 for started in self.started if started[0] == server_id)
         command = {"id": "cmd-%s-%d" % (server_id, number), "status": "queued", "created_at": "T%d" % number}
         scan_id = "scan-%s-%d" % (server_id, number)
@@ -88,7 +88,7 @@ class ScriptedClient:
             answer["scan_id"] = scan["id"]
         return answer
 
-    def list_scans(self, server_id=None, module=None, since=None):
+    def list_scans(self, server_id=None, scan_module=None, since=None):
         self.calls.append("list_scans")
         if server_id is None:  # the scanner's watch over all its scans: each look moves them on
             for scan in self.stored.values():
@@ -229,10 +229,10 @@ def test_a_scan_with_bad_findings_is_not_started_again():
 
 def test_an_api_error_on_one_server_leaves_the_others_judged():
     class Broken(ScriptedClient):
-        def start_scan(self, server_id, module):
+        def start_scan(self, server_id, scan_module):
             if server_id == "s1":
                 raise HaloAPIError("POST", "/v1/servers/s1/scans", 404, "no server with id s1")
-            return super().start_scan(server_id, module)
+            return super().start_scan(server_id, scan_module)
 
     client = Broken(commands={"s2": ["completed"]}, produced={"s2": [scan("completed_clean")]})
     web1, web2 = run(client)
@@ -293,8 +293,8 @@ def test_failed_rules_put_critical_and_bad_first():
 class UnconfirmedFirstStart(ScriptedClient):
     """The API answers 5xx to the first scan request (whether it queued a scan is unknown)."""
 
-    def start_scan(self, server_id, module):
-        command = super().start_scan(server_id, module)
+    def start_scan(self, server_id, scan_module):
+        command = super().start_scan(server_id, scan_module)
         if len(self.started) == 1:
             raise HaloOutcomeUnknownError("Halo API POST /v1/servers/%s/scans failed with HTTP 502: bad gateway" % server_id)
         return command
@@ -311,8 +311,8 @@ def test_a_scan_request_with_an_unknown_outcome_is_made_once_more_and_judged_by_
 
 def test_two_unknown_outcomes_give_no_verdict():
     class AlwaysUnknown(ScriptedClient):
-        def start_scan(self, server_id, module):
-            super().start_scan(server_id, module)
+        def start_scan(self, server_id, scan_module):
+            super().start_scan(server_id, scan_module)
             raise HaloOutcomeUnknownError("Halo API POST /v1/servers/s1/scans failed with HTTP 500: boom")
 
     client = AlwaysUnknown(commands={}, produced={}, latest={"s1": scan("completed_clean")})

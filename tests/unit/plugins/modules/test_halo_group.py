@@ -12,20 +12,16 @@ FIREWALLS = {"firewall_policies": [{"id": "fw1", "name": "Protect CriticalApplic
 WEB1 = {"id": "s1", "hostname": "web1", "group_id": "gd", "state": "active"}
 
 
-def auth(fake):
-    return {"api_host": fake.url, "api_key": "key-id", "api_secret": "s3cret", "max_retries": 0}
-
-
 def writes(fake):
     return [(r["method"], r["path"]) for r in fake.requests if r["method"] in ("POST", "PUT", "DELETE")
             and r["path"] != "/oauth/access_token"]
 
 
-def test_creates_a_missing_group_with_names_resolved_to_ids(fake_halo, run_module):
+def test_creates_a_missing_group_with_names_resolved_to_ids(auth, fake_halo, run_module):
     fake_halo.on("GET", "/v1/groups", (200, {"groups": [ROOT]}))
     fake_halo.on("GET", "/v2/policies", (200, POLICIES))
     fake_halo.on("POST", "/v1/groups", (201, {"group": dict(DIRTY, id="gnew")}))
-    result, failed = run_module(halo_group, dict(auth(fake_halo), name="ProdWebDirty", tag="NewDirty",
+    result, failed = run_module(halo_group, dict(auth, name="ProdWebDirty", tag="NewDirty",
                                                  parent="Root", config_policies=["CIS Debian baseline"]))
     assert not failed and result["changed"] is True
     assert result["group"]["id"] == "gnew"
@@ -35,10 +31,10 @@ def test_creates_a_missing_group_with_names_resolved_to_ids(fake_halo, run_modul
     assert fake_halo.calls("GET", "/v2/policies")[0]["query"]["module"] == "csm"
 
 
-def test_an_unchanged_group_is_left_alone(fake_halo, run_module):
+def test_an_unchanged_group_is_left_alone(auth, fake_halo, run_module):
     fake_halo.on("GET", "/v1/groups", (200, {"groups": [ROOT, DIRTY]}))
     fake_halo.on("GET", "/v2/policies", (200, POLICIES))
-    result, failed = run_module(halo_group, dict(auth(fake_halo), name="ProdWebDirty", tag="NewDirty",
+    result, failed = run_module(halo_group, dict(auth, name="ProdWebDirty", tag="NewDirty",
                                                  parent="groot", config_policies=["p1"],
                                                  linux_firewall_policy=""), diff=True)
     assert not failed and result["changed"] is False
@@ -47,14 +43,14 @@ def test_an_unchanged_group_is_left_alone(fake_halo, run_module):
     assert writes(fake_halo) == []
 
 
-def test_updates_only_the_fields_that_differ_and_returns_the_stored_group(fake_halo, run_module):
+def test_updates_only_the_fields_that_differ_and_returns_the_stored_group(auth, fake_halo, run_module):
     updated = dict(DIRTY, policy_ids=["p1", "p2"], linux_firewall_policy_id="fw1")
     fake_halo.on("GET", "/v1/groups", (200, {"groups": [ROOT, DIRTY]}))
     fake_halo.on("GET", "/v2/policies", (200, POLICIES))
     fake_halo.on("GET", "/v1/firewall_policies", (200, FIREWALLS))
     fake_halo.on("PUT", "/v1/groups/gd", (204, None))
     fake_halo.on("GET", "/v1/groups/gd", (200, {"group": updated}))
-    result, failed = run_module(halo_group, dict(auth(fake_halo), name="ProdWebDirty", tag="NewDirty",
+    result, failed = run_module(halo_group, dict(auth, name="ProdWebDirty", tag="NewDirty",
                                                  config_policies=["CIS Debian baseline", "Extra"],
                                                  linux_firewall_policy="Protect CriticalApplication"),
                                 diff=True)
@@ -67,46 +63,46 @@ def test_updates_only_the_fields_that_differ_and_returns_the_stored_group(fake_h
     assert result["diff"]["after"]["linux_firewall_policy_id"] == "fw1"
 
 
-def test_check_mode_reports_the_change_and_writes_nothing(fake_halo, run_module):
+def test_check_mode_reports_the_change_and_writes_nothing(auth, fake_halo, run_module):
     fake_halo.on("GET", "/v1/groups", (200, {"groups": [ROOT, DIRTY]}))
-    result, failed = run_module(halo_group, dict(auth(fake_halo), name="ProdWebDirty", tag=""), check_mode=True)
+    result, failed = run_module(halo_group, dict(auth, name="ProdWebDirty", tag=""), check_mode=True)
     assert not failed and result["changed"] is True
     assert result["group"]["tag"] is None and result["group"]["id"] == "gd"
     assert writes(fake_halo) == []
 
 
-def test_an_unknown_policy_fails_naming_the_known_ones_before_writing(fake_halo, run_module):
+def test_an_unknown_policy_fails_naming_the_known_ones_before_writing(auth, fake_halo, run_module):
     fake_halo.on("GET", "/v1/groups", (200, {"groups": [ROOT]}))
     fake_halo.on("GET", "/v2/policies", (200, POLICIES))
-    result, failed = run_module(halo_group, dict(auth(fake_halo), name="ProdWebDirty", config_policies=["CIS"]))
+    result, failed = run_module(halo_group, dict(auth, name="ProdWebDirty", config_policies=["CIS"]))
     assert failed
     assert result["msg"] == ("no Halo configuration policy named or with id 'CIS'; "
                              "known policies: CIS Debian baseline, Extra")
     assert writes(fake_halo) == []
 
 
-def test_an_ambiguous_group_name_is_refused(fake_halo, run_module):
+def test_an_ambiguous_group_name_is_refused(auth, fake_halo, run_module):
     fake_halo.on("GET", "/v1/groups", (200, {"groups": [DIRTY, dict(DIRTY, id="gd2")]}))
-    result, failed = run_module(halo_group, dict(auth(fake_halo), name="ProdWebDirty", tag="x"))
+    result, failed = run_module(halo_group, dict(auth, name="ProdWebDirty", tag="x"))
     assert failed and "more than one Halo server group is named 'ProdWebDirty'" in result["msg"]
     assert writes(fake_halo) == []
 
 
-def test_deleting_a_group_with_servers_needs_a_destination(fake_halo, run_module):
+def test_deleting_a_group_with_servers_needs_a_destination(auth, fake_halo, run_module):
     fake_halo.on("GET", "/v1/groups", (200, {"groups": [ROOT, DIRTY, CLEAN]}))
     fake_halo.on("GET", "/v1/servers", (200, {"servers": [WEB1]}))
-    result, failed = run_module(halo_group, dict(auth(fake_halo), name="ProdWebDirty", state="absent"))
+    result, failed = run_module(halo_group, dict(auth, name="ProdWebDirty", state="absent"))
     assert failed and "still holds 1 server(s) (web1)" in result["msg"]
     assert fake_halo.calls("GET", "/v1/servers")[0]["query"]["state"] == "active,missing,deactivated"
     assert writes(fake_halo) == []
 
 
-def test_deleting_moves_the_servers_first(fake_halo, run_module):
+def test_deleting_moves_the_servers_first(auth, fake_halo, run_module):
     fake_halo.on("GET", "/v1/groups", (200, {"groups": [ROOT, DIRTY, CLEAN]}))
     fake_halo.on("GET", "/v1/servers", (200, {"servers": [WEB1]}))
     fake_halo.on("PUT", "/v1/servers/s1", (204, None))
     fake_halo.on("DELETE", "/v1/groups/gd", (204, None))
-    result, failed = run_module(halo_group, dict(auth(fake_halo), name="ProdWebDirty", state="absent",
+    result, failed = run_module(halo_group, dict(auth, name="ProdWebDirty", state="absent",
                                                  move_servers_to="ProdWebClean"))
     assert not failed and result["changed"] is True
     assert result["moved_servers"] == [{"server_id": "s1", "hostname": "web1"}]
@@ -115,29 +111,29 @@ def test_deleting_moves_the_servers_first(fake_halo, run_module):
     assert fake_halo.calls("DELETE", "/v1/groups/gd")[0]["query"] == {}
 
 
-def test_deleting_can_let_halo_move_the_servers_to_the_parent(fake_halo, run_module):
+def test_deleting_can_let_halo_move_the_servers_to_the_parent(auth, fake_halo, run_module):
     fake_halo.on("GET", "/v1/groups", (200, {"groups": [ROOT, DIRTY]}))
     fake_halo.on("GET", "/v1/servers", (200, {"servers": [WEB1]}))
     fake_halo.on("DELETE", "/v1/groups/gd", (204, None))
-    result, failed = run_module(halo_group, dict(auth(fake_halo), name="ProdWebDirty", state="absent",
+    result, failed = run_module(halo_group, dict(auth, name="ProdWebDirty", state="absent",
                                                  move_servers_to_parent=True))
     assert not failed and result["changed"] is True
     assert fake_halo.calls("DELETE", "/v1/groups/gd")[0]["query"] == {"move_to_parent": "true"}
 
 
-def test_deleting_in_check_mode_deletes_nothing(fake_halo, run_module):
+def test_deleting_in_check_mode_deletes_nothing(auth, fake_halo, run_module):
     fake_halo.on("GET", "/v1/groups", (200, {"groups": [ROOT, DIRTY, CLEAN]}))
     fake_halo.on("GET", "/v1/servers", (200, {"servers": []}))
-    result, failed = run_module(halo_group, dict(auth(fake_halo), name="ProdWebDirty", state="absent"),
+    result, failed = run_module(halo_group, dict(auth, name="ProdWebDirty", state="absent"),
                                 check_mode=True, diff=True)
     assert not failed and result["changed"] is True
     assert result["diff"] == {"before": halo_group.managed_view(DIRTY), "after": {}}
     assert writes(fake_halo) == []
 
 
-def test_deleting_a_missing_group_is_ok(fake_halo, run_module):
+def test_deleting_a_missing_group_is_ok(auth, fake_halo, run_module):
     fake_halo.on("GET", "/v1/groups", (200, {"groups": [ROOT]}))
-    result, failed = run_module(halo_group, dict(auth(fake_halo), name="ProdWebDirty", state="absent"))
+    result, failed = run_module(halo_group, dict(auth, name="ProdWebDirty", state="absent"))
     assert not failed and result["changed"] is False
     assert writes(fake_halo) == []
 
@@ -146,11 +142,11 @@ def test_deleting_a_missing_group_is_ok(fake_halo, run_module):
 SCHEDULED = dict(CLEAN, scan_interval=3600)
 
 
-def test_scan_interval_is_set_then_left_alone_and_zero_clears_it(fake_halo, run_module):
+def test_scan_interval_is_set_then_left_alone_and_zero_clears_it(auth, fake_halo, run_module):
     fake_halo.on("GET", "/v1/groups", (200, {"groups": [ROOT, CLEAN]}))
     fake_halo.on("PUT", "/v1/groups/gc", (204, None))
     fake_halo.on("GET", "/v1/groups/gc", (200, {"group": SCHEDULED}))
-    result, failed = run_module(halo_group, dict(auth(fake_halo), name="ProdWebClean", scan_interval=3600),
+    result, failed = run_module(halo_group, dict(auth, name="ProdWebClean", scan_interval=3600),
                                 diff=True)
     assert not failed and result["changed"] is True, result
     assert fake_halo.calls("PUT", "/v1/groups/gc")[0]["body"] == {"group": {"scan_interval": 3600}}
@@ -159,28 +155,28 @@ def test_scan_interval_is_set_then_left_alone_and_zero_clears_it(fake_halo, run_
 
     fake_halo.requests.clear()
     fake_halo.on("GET", "/v1/groups", (200, {"groups": [ROOT, SCHEDULED]}))
-    result, failed = run_module(halo_group, dict(auth(fake_halo), name="ProdWebClean", scan_interval=3600))
+    result, failed = run_module(halo_group, dict(auth, name="ProdWebClean", scan_interval=3600))
     assert not failed and result["changed"] is False and writes(fake_halo) == []
 
     fake_halo.on("GET", "/v1/groups/gc", (200, {"group": dict(CLEAN, scan_interval=None)}))
-    result, failed = run_module(halo_group, dict(auth(fake_halo), name="ProdWebClean", scan_interval=0))
+    result, failed = run_module(halo_group, dict(auth, name="ProdWebClean", scan_interval=0))
     assert not failed and result["changed"] is True
     assert fake_halo.calls("PUT", "/v1/groups/gc")[-1]["body"] == {"group": {"scan_interval": None}}
 
 
-def test_scan_interval_in_check_mode_writes_nothing(fake_halo, run_module):
+def test_scan_interval_in_check_mode_writes_nothing(auth, fake_halo, run_module):
     fake_halo.on("GET", "/v1/groups", (200, {"groups": [ROOT, CLEAN]}))
-    result, failed = run_module(halo_group, dict(auth(fake_halo), name="ProdWebClean", scan_interval=600),
+    result, failed = run_module(halo_group, dict(auth, name="ProdWebClean", scan_interval=600),
                                 check_mode=True, diff=True)
     assert not failed and result["changed"] is True
     assert result["group"]["scan_interval"] == 600 and result["diff"]["after"]["scan_interval"] == 600
     assert writes(fake_halo) == []
 
 
-def test_a_service_that_ignores_scan_interval_fails_the_task_instead_of_reporting_a_change(fake_halo, run_module):
+def test_a_service_that_ignores_scan_interval_fails_the_task_instead_of_reporting_a_change(auth, fake_halo, run_module):
     # Halo's own API drops unknown group fields: the stored group comes back without it.
     fake_halo.on("GET", "/v1/groups", (200, {"groups": [ROOT, CLEAN]}))
     fake_halo.on("PUT", "/v1/groups/gc", (204, None))
     fake_halo.on("GET", "/v1/groups/gc", (200, {"group": CLEAN}))
-    result, failed = run_module(halo_group, dict(auth(fake_halo), name="ProdWebClean", scan_interval=3600))
+    result, failed = run_module(halo_group, dict(auth, name="ProdWebClean", scan_interval=3600))
     assert failed and "did not store scan_interval" in result["msg"], result

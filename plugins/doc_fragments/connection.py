@@ -8,8 +8,9 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    # The connection options of every module and of the inventory plugin; their argument
-    # spec is AUTH_ARGUMENT_SPEC in plugins/module_utils/halo_api.py.
+    # The connection options of every module and of the inventory plugin, whose argument
+    # spec is AUTH_ARGUMENT_SPEC in plugins/module_utils/halo_api.py
+    # (tests/unit/plugins/doc_fragments/test_connection.py keeps the two in step).
     DOCUMENTATION = r"""
 options:
   api_host:
@@ -27,13 +28,14 @@ options:
     type: int
   api_key:
     description:
-      - ID of the Halo API key.
+      - ID of the Halo API key. A read-only key is enough for what only reads.
       - If not set, the environment variable E(HALO_API_KEY) is used.
     type: str
     required: true
   api_secret:
     description:
-      - Secret of the Halo API key. Never logged.
+      - Secret of the Halo API key. Never logged; keep it out of playbooks and inventory files
+        (use the environment variable or a vaulted value).
       - If not set, the environment variable E(HALO_API_SECRET_KEY) is used.
     type: str
     required: true
@@ -46,7 +48,8 @@ options:
   ca_path:
     description:
       - CA bundle to verify the API's certificate with, instead of the system's.
-      - If not set, the environment variable E(HALO_CA_PATH) is used.
+      - If not set, the environment variable E(HALO_CA_PATH) is used. An empty value means not
+        given (the AWX credential type sets it empty when it holds no CA).
     type: path
   timeout:
     description:
@@ -67,6 +70,35 @@ requirements:
   - requests
 notes:
   - The proxy environment variables E(HTTPS_PROXY) and E(NO_PROXY) are honoured.
-  - All modules of the collection are in the action group C(cloudpassage.halo.halo), so
-    C(module_defaults) can set the connection options once for a play.
+"""
+
+    # What only plugins have: the sources Ansible's configuration reads an option from
+    # (module documentation may not carry them). Used after DOCUMENTATION, as
+    # cloudpassage.halo.connection.plugins.
+    PLUGINS = r"""
+options:
+  api_host:
+    env:
+      - name: HALO_API_HOST
+  api_port:
+    env:
+      - name: HALO_API_PORT
+  api_key:
+    env:
+      - name: HALO_API_KEY
+  api_secret:
+    env:
+      - name: HALO_API_SECRET_KEY
+  validate_certs:
+    env:
+      - name: HALO_VALIDATE_CERTS
+  ca_path:
+    env:
+      - name: HALO_CA_PATH
+  timeout:
+    env:
+      - name: HALO_API_TIMEOUT
+  max_retries:
+    env:
+      - name: HALO_API_MAX_RETRIES
 """

@@ -1,20 +1,15 @@
-"""Input of the wrong shape: named by its option path, and never a reason to show a secret.
+"""plugins/module_utils/halo_module.py: input of the wrong shape is named by its option path,
+and never a reason to show a secret.
 The module runs are in-process but with AnsibleModule's real output (what the controller
 would receive), since the masking happens there."""
 
 import contextlib
 import io
 import json
-import re
 
 import pytest
 from ansible.module_utils.basic import env_fallback
 
-from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import (
-    HaloClient,
-    HaloError,
-    check_connection_options,
-)
 from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_firewall import RULE_SPEC
 from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_module import (
     HaloBaseModule,
@@ -92,28 +87,3 @@ def test_a_well_formed_argument_reaches_the_module_unchanged():
                          to=module.params["mail"]["to"])
     assert "failed" not in printed
     assert printed["lengths"] == [5, 12] and printed["to"] == ["a@b"]
-
-
-@pytest.mark.parametrize("params, message", [
-    ({"api_port": 70000}, "api_port must be between 1 and 65535 (or 0 for the port of api_host), not 70000"),
-    ({"api_port": -1}, "api_port must be between 1 and 65535 (or 0 for the port of api_host), not -1"),
-    ({"timeout": 0}, "timeout must be at least 1"),
-    ({"timeout": -1}, "timeout must be at least 1"),
-    ({"max_retries": -1}, "max_retries must be 0 or more, not -1"),
-])
-def test_connection_options_no_call_could_use_are_named(params, message):
-    with pytest.raises(HaloError, match=re.escape(message)):
-        check_connection_options(params)
-    with pytest.raises(HaloError, match=re.escape(message)):
-        HaloClient.from_params(dict(dict(api_host="http://127.0.0.1:1", api_key="k", api_secret="s"), **params))
-
-
-def test_connection_options_at_their_limits_are_fine():
-    check_connection_options({"api_port": 65535, "timeout": 1, "max_retries": 0})
-    check_connection_options({"api_port": 0})  # AWX's credential type injects 0 for "the port of api_host"
-    check_connection_options({"api_port": None, "timeout": None, "max_retries": None})
-
-
-def test_a_port_out_of_range_in_the_url_is_named():
-    with pytest.raises(HaloError, match="port of api_host"):
-        HaloClient(api_host="http://127.0.0.1:70000", api_key="k", api_secret="s")
