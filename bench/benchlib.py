@@ -42,16 +42,31 @@ def raise_nofile(needed):
     return needed
 
 
+def _proc_stat(pid):
+    """(parent pid, CPU seconds) of a running process, None if it is gone."""
+    try:
+        fields = Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
+        return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def cpu_seconds(pid=None):
-    """CPU time (user + system) used so far by process `pid` (default: this one)."""
+    """CPU time (user + system) used so far by process `pid` and its live descendants (the
+    worker processes of `halogrid serve --workers N`); default: this process alone."""
     if pid is None:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return usage.ru_utime + usage.ru_stime
-    try:
-        fields = Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
+    stats = {int(p.name): _proc_stat(int(p.name)) for p in Path("/proc").iterdir() if p.name.isdigit()}
+    stats = {p: st for p, st in stats.items() if st is not None}
+    if pid not in stats:
         return None
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += stats[current][1]
+        todo += [p for p, (parent, _) in stats.items() if parent == current]
+    return total
 
 
 def percentile(values, q):
@@ -127,6 +142,10 @@ def grid_options(args):
         _serve_help = subprocess.run([sys.executable, "-m", "halogrid", "serve", "--help"],
                                      capture_output=True, text=True).stdout
     options = {"rate_limit": args.rate_limit}
+    if getattr(args, "workers", 1) > 1:
+        if not (args.postgresql or args.db_url):
+            raise SystemExit("--workers needs --postgresql or --db-url: SQLite runs one process")
+        options["workers"] = args.workers
     if "--register-limit" in _serve_help:
         options["register_limit"] = BENCH_RATE_LIMIT
     return options
@@ -149,6 +168,8 @@ def add_db_arguments(parser):
                                          "on which a fresh database is created per run")
     parser.add_argument("--rate-limit", type=int, default=BENCH_RATE_LIMIT,
                         help="the grid's --rate-limit (calls per key per minute; default %(default)s)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="grid processes (halogrid serve --workers; PostgreSQL only)")
     parser.add_argument("--json", help="also write the figures to this file (bench/run_all.py reads it)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (grid log, DB)")
 

@@ -111,6 +111,11 @@ def main():
     parser.add_argument("--fleet", type=int, default=2000, help="agents of the long-poll bench (0: skip)")
     parser.add_argument("--seed-limit", type=int, default=20)
     parser.add_argument("--postgresql", action="store_true", help="also on PostgreSQL (a throw-away cluster)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="grid processes on PostgreSQL (halogrid serve --workers)")
+    parser.add_argument("--poll-agents", type=int, default=500,
+                        help="agents of the idle-poll cost bench (0: skip)")
+    parser.add_argument("--fim-tree", default="/usr", help="tree of the FIM hashing bench ('': skip)")
     parser.add_argument("--drift", type=int, default=30,
                         help="scan and cron interval of bench/drift_to_demotion.py, on SQLite (0: skip)")
     args = parser.parse_args()
@@ -118,18 +123,34 @@ def main():
     results = {}
     for db in databases:
         extra = ["--postgresql"] if db == "postgresql" else []
+        if db == "postgresql" and args.workers > 1:
+            extra += ["--workers", str(args.workers)]
         admission = fleet = None
+        if args.poll_agents:
+            cost = run_bench("poll_cost.py", ["--agents", str(args.poll_agents), *extra],
+                             "idle poll cost on %s" % db)
+            if cost:
+                results.setdefault(db, []).append((
+                    "grid CPU per idle long-poll (10,000 agents at 30 s need 333/s)", "< 3 ms",
+                    cell(cost["grid_cpu_ms_per_poll"] / 1000, "ms", 1)))
         if args.admission:
             admission = run_bench("admission_scale.py", ["--servers", *map(str, args.admission),
                                                          "--seed-limit", str(args.seed_limit), *extra],
                                   "admission on %s" % db)
         if args.fleet:
             fleet = run_bench("fleet_poll.py", ["--agents", str(args.fleet), *extra], "fleet on %s" % db)
-        results[db] = rows_for(admission, fleet)
+        results.setdefault(db, []).extend(rows_for(admission, fleet))
         if args.drift and db == "sqlite":  # waits on schedules, not on the database
             drift = run_bench("drift_to_demotion.py", ["--scan-interval", str(args.drift),
                                                        "--cron-interval", str(args.drift)], "drift to demotion")
             results[db] += drift_rows(drift, args.drift)
+
+    if args.fim_tree:  # hashing does not touch the database: one figure, in the first column
+        fim = run_bench("fim_hash_ratio.py", ["--tree", args.fim_tree, "--repeat", "1"], "fim hashing")
+        if fim:
+            results[databases[0]].append((
+                "fim hashing of %s, throughput / find|xargs sha256sum's" % args.fim_tree, ">= 0.8x",
+                cell(fim["fim"][0]["ratio"], "x")))
 
     # one table: figure, target, then a column per database
     labels = []
