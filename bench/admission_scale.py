@@ -132,6 +132,10 @@ def run_size(args, n):
                     out["finished"] = rc is not None
                     out["api_calls"] = proxy.total()
                     out["api_calls_by_endpoint"] = dict(proxy.calls.most_common())
+                    # when each kind of call ran, in seconds from the playbook's start: where
+                    # the wall time goes (scan starts, reads of finished scans, moves)
+                    out["api_spans"] = {k: [round(a - started, 2), round(b - started, 2)]
+                                        for k, (a, b) in proxy.spans.items()}
                     out["api_statuses"] = {str(k): v for k, v in proxy.statuses.items()}
                     out["api_client_gave_up"] = proxy.client_gone
                 out["calls_per_workload"] = out["api_calls"] / n
@@ -183,8 +187,10 @@ def print_run(out):
     print("  API calls: %d (%.2f per workload), statuses %s, answers the client had given up on: %d"
           % (out["api_calls"], out["calls_per_workload"], json.dumps(out["api_statuses"]),
              out["api_client_gave_up"]))
+    spans = out.get("api_spans") or {}
     for endpoint, count in out["api_calls_by_endpoint"].items():
-        print("    %6d  %s" % (count, endpoint))
+        span = spans.get(endpoint)
+        print("    %6d  %-32s %s" % (count, endpoint, "at %.1f-%.1f s" % tuple(span) if span else ""))
     d = out["delivery"]
     print("  scan commands created %s, delivered %d: creation -> delivery p50 %s p99 %s max %s"
           % (out["commands_created"], d["count"], benchlib.fmt(d["p50"]), benchlib.fmt(d["p99"]),

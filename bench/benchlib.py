@@ -237,6 +237,7 @@ class CountingProxy:
         self.upstream = urlsplit(upstream)
         self.calls = Counter()
         self.statuses = Counter()
+        self.spans = {}  # "METHOD /path" -> [monotonic time of the first answer, of the last]
         self.client_gone = 0  # answers the client no longer waited for
         self.lock = threading.Lock()
         proxy = self
@@ -273,8 +274,11 @@ class CountingProxy:
                 self._upstream = conn
                 path = ID.sub("/{id}", self.path.split("?", 1)[0])
                 with proxy.lock:
-                    proxy.calls["%s %s" % (self.command, path)] += 1
+                    endpoint = "%s %s" % (self.command, path)
+                    proxy.calls[endpoint] += 1
                     proxy.statuses[resp.status] += 1
+                    now = time.monotonic()
+                    proxy.spans.setdefault(endpoint, [now, now])[1] = now
                 try:
                     self.send_response(resp.status)
                     for k, v in resp.getheaders():
