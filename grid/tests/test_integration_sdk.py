@@ -168,6 +168,84 @@ def test_firewall_objects(session):
     groups.delete(web)
 
 
+def test_fim_policy_baseline_and_scan(session, tls_grid):
+    """FimPolicy, FimBaseline and a fim scan through the SDK; the (fake) agent uploads the
+    inventory in the protocol's chunks."""
+    import hashlib
+
+    fim_policies = cloudpassage.FimPolicy(session)
+    baselines = cloudpassage.FimBaseline(session)
+    groups = cloudpassage.ServerGroup(session)
+    scans = cloudpassage.Scan(session)
+
+    pol_id = fim_policies.create({"policy": {
+        "name": "SDK fim", "module": "fim", "platform": "linux", "description": "etc",
+        "rules": [{"target": "/etc/passwd", "critical": True, "recurse": False},
+                  {"target": "/etc/ssh", "recurse": True, "exclusions": "*.bak"}]}})
+    assert pol_id in [p["id"] for p in fim_policies.list_all()]
+    described = fim_policies.describe(pol_id)
+    assert described["module"] == "fim" and described["name"] == "SDK fim"
+    rules = described["rules"]
+    group = groups.create("SdkFim", tag="SdkFim", linux_fim_policy_ids=[pol_id])
+    assert groups.describe(group)["fim_policy_ids"] == [pol_id]
+    agent = register(tls_grid, tag="SdkFim", verify=tls_grid.cert)
+
+    def answer(purpose, objects):
+        ans = agent.poll(wait=5).json()
+        [cmd] = [c for c in ans["commands"] if c["name"] == "fim"]
+        assert cmd["purpose"] == purpose and cmd["fim_policies"][0]["id"] == pol_id
+        agent.post("/agent/v1/commands/%s/start" % cmd["id"])
+        r = agent.post("/agent/v1/commands/%s/fim_objects" % cmd["id"], {"objects": objects})
+        assert r.status_code == 204, r.text
+        r = agent.post("/agent/v1/commands/%s/result" % cmd["id"], {
+            "status": "completed", "scan": {"module": "fim", "objects_sent": len(objects)}})
+        assert r.status_code == 204, r.text
+
+    def objects(passwd_sha):
+        return [{"policy_id": pol_id, "rule_id": rules[0]["id"], "path": "/etc/passwd",
+                 "type": "file", "sha256": passwd_sha, "mode": "0644", "uid": 0, "gid": 0,
+                 "size": 1200, "link_target": None, "error": None},
+                {"policy_id": pol_id, "rule_id": rules[1]["id"], "path": "/etc/ssh",
+                 "type": "dir", "sha256": None, "mode": "0755", "uid": 0, "gid": 0,
+                 "size": 4096, "link_target": None, "error": None}]
+
+    before = hashlib.sha256(b"root:x:0:0").hexdigest()
+    after = hashlib.sha256(b"root:x:0:0\nmallory:x:0:0").hexdigest()
+    baseline_id = baselines.create(pol_id, agent.server_id, expire_days=10, comment="golden")
+    answer("baseline", objects(before))
+    assert baseline_id in [b["id"] for b in baselines.list_all(pol_id)]
+    detail = baselines.describe(pol_id, baseline_id)
+    assert detail["status"] == "active" and detail["object_count"] == 2
+    assert {o["path"] for o in detail["objects"]} == {"/etc/passwd", "/etc/ssh"}
+
+    cmd = scans.initiate_scan(agent.server_id, "fim")
+    assert cmd["name"] == "fim" and cmd["status"] == "queued"
+    answer("scan", objects(after))
+    latest = scans.last_scan_results(agent.server_id, "fim")["scan"]
+    assert latest["module"] == "fim" and latest["status"] == "completed_with_errors"
+    assert (latest["critical_findings_count"], latest["ok_findings_count"]) == (1, 1)
+    [finding] = latest["findings"]
+    assert finding["file"] == "/etc/passwd" and finding["change"] == "changed"
+    assert {"field": "sha256", "baseline": before, "current": after} in finding["details"]
+    assert scans.findings(latest["id"], finding["id"])["file"] == "/etc/passwd"
+    assert [h["id"] for h in scans.scan_history(server_id=agent.server_id, module="fim")] == [
+        latest["id"]]
+
+    baselines.update(pol_id, baseline_id, agent.server_id)  # rebaseline: pending again
+    assert baselines.describe(pol_id, baseline_id)["status"] == "pending"
+    answer("baseline", objects(after))
+    assert baselines.describe(pol_id, baseline_id)["status"] == "active"
+    scans.initiate_scan(agent.server_id, "fim")
+    answer("scan", objects(after))
+    assert scans.last_scan_results(agent.server_id, "fim")["scan"]["status"] == \
+        "completed_clean"
+
+    baselines.delete(pol_id, baseline_id)
+    assert baselines.list_all(pol_id) == []
+    groups.update(group, linux_fim_policy_ids=[])
+    fim_policies.delete(pol_id)
+
+
 def test_sdk_reauthenticates_after_token_expiry(session):
     groups = cloudpassage.ServerGroup(session)
     session.authenticate_client()

@@ -198,16 +198,21 @@ def test_nul_and_lone_surrogates_are_422(api):
     assert r.status_code == 422
 
 
-def test_huge_page_numbers_are_422_on_every_list(api, openapi):
+def test_huge_page_numbers_are_422_on_every_list(grid, api, openapi):
     lists = [p for p, ops in openapi["paths"].items() if "get" in ops and any(
         q.get("name") == "page" for q in ops["get"].get("parameters", []))]
     assert len(lists) >= 10
     fp = api.ok("POST", "/v1/firewall_policies",
                 {"firewall_policy": {"name": unique("pg")}})["firewall_policy"]
     group = api.create_group(unique("pg"))
-    ids = {"policy_id": fp["id"], "group_id": group["id"]}
+    fim = api.ok("POST", "/v1/fim_policies", {"fim_policy": {"name": unique("pg")}})
+    fim_id = fim["fim_policy"]["id"]
+    baseline = api.ok("POST", "/v1/fim_policies/%s/baselines" % fim_id,
+                      {"baseline": {"server_id": register(grid).server_id}})["baseline"]
+    ids = {"policy_id": fp["id"], "group_id": group["id"], "baseline_id": baseline["id"]}
     for path in lists:
-        url = path.format(**ids)
+        fim_path = path.startswith("/v1/fim_policies/") or "/baselines" in path
+        url = path.format(**dict(ids, policy_id=fim_id if fim_path else fp["id"]))
         for page in (2 ** 63, 2 ** 31):
             r = api.get(url, params={"page": page})
             assert r.status_code == 422, (url, page, r.text)

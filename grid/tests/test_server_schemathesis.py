@@ -49,14 +49,20 @@ def known(grid, api):
         "name": unique("st"), "ip_address": "198.18.0.0/24"}})
     svc = api.ok("POST", "/v1/firewall_services", {"firewall_service": {
         "name": unique("st"), "port": "22"}})
+    fim = api.ok("POST", "/v1/fim_policies", {"fim_policy": {
+        "name": unique("st"), "rules": [{"target": "/etc/hosts"}]}})["fim_policy"]
+    baseline = api.ok("POST", "/v1/fim_policies/%s/baselines" % fim["id"],
+                      {"baseline": {"server_id": target.server_id}})["baseline"]
     event = api.ok("GET", "/v1/events", params={"per_page": 1})["events"][0]
     api.authenticate()
     return {
         "ids": {"group_id": group["id"], "server_id": target.server_id,
                 "command_id": cmd["id"], "scan_id": scan["id"], "finding_id": finding["id"],
                 "rule_id": rule["firewall_rule"]["id"], "zone_id": zone["firewall_zone"]["id"],
-                "service_id": svc["firewall_service"]["id"], "event_id": event["id"]},
-        "policy_ids": {"firewall": fwid, "config": policy["policy"]["id"]},
+                "service_id": svc["firewall_service"]["id"], "event_id": event["id"],
+                "baseline_id": baseline["id"]},
+        "policy_ids": {"firewall": fwid, "config": policy["policy"]["id"],
+                       "fim": fim["id"]},
         "api_headers": {"Authorization": "Bearer %s" % api.token},
         "agent_headers": {"Authorization": "Agent %s:%s" % (caller.server_id, caller.secret),
                           "X-Daemon-Key": grid.agent_key},
@@ -82,7 +88,8 @@ def _prepare(case, known):
     params = dict(case.path_parameters or {})
     for name, value in params.items():
         if name == "policy_id":
-            kind = "firewall" if path.startswith("/v1/firewall") else "config"
+            kind = ("firewall" if path.startswith("/v1/firewall") else
+                    "fim" if path.startswith("/v1/fim") or "/baselines" in path else "config")
             params[name] = _pick(value, known["policy_ids"][kind])
         elif name in known["ids"]:
             params[name] = _pick(value, known["ids"][name])

@@ -96,6 +96,8 @@ class AgentScan(BaseModel):
     packages: Annotated[Optional[List[AgentPackage]], Field(max_length=50000)] = None
     platform: _col(64, "svm: os-release ID") = None
     platform_version: _col(64, "svm: os-release VERSION_ID") = None
+    objects_sent: Annotated[Optional[int], Field(
+        ge=0, description="fim: how many objects the agent sent in chunks")] = None
 
 
 class AgentCommandResult(BaseModel):
@@ -104,6 +106,29 @@ class AgentCommandResult(BaseModel):
     status: Literal["completed", "failed"]
     result: Annotated[Optional[str], Field(description="the reason when failed")] = None
     scan: Optional[AgentScan] = None
+
+
+class AgentFimObject(BaseModel):
+    """One measured object of a fim command (halogrid/fim.py)."""
+    model_config = ConfigDict(extra="allow")
+    policy_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+    rule_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+    path: Annotated[str, Field(min_length=1, max_length=4096, pattern=r"^/")]
+    type: Literal["file", "dir", "link", "other"]
+    sha256: Annotated[Optional[str], Field(pattern=r"^[0-9a-f]{64}$")] = None
+    mode: Annotated[Optional[str], Field(pattern=r"^[0-7]{1,6}$",
+                                         description="octal permission bits, 0644")] = None
+    uid: Annotated[Optional[int], Field(ge=0, le=2 ** 32 - 1)] = None
+    gid: Annotated[Optional[int], Field(ge=0, le=2 ** 32 - 1)] = None
+    size: Annotated[Optional[int], Field(ge=0, le=2 ** 63 - 1)] = None
+    link_target: Annotated[Optional[str], Field(max_length=4096)] = None
+    error: Annotated[Optional[str], Field(description="why it could not be read")] = None
+
+
+class AgentFimObjects(BaseModel):
+    """POST /agent/v1/commands/{command_id}/fim_objects: one chunk of the inventory"""
+    model_config = ConfigDict(extra="allow")
+    objects: Annotated[List[AgentFimObject], Field(max_length=5000)]
 
 
 class AgentFirewallStatus(BaseModel):
@@ -124,6 +149,10 @@ class AgentCommand(BaseModel):
     id: str
     name: str
     policies: List[Dict[str, Any]] = Field(description="configuration policy objects, with id")
+    purpose: Optional[Literal["baseline", "scan"]] = Field(None, description="fim only")
+    fim_policies: Optional[List[Dict[str, Any]]] = Field(
+        None, description="fim only: {id, rules: [{id, target, recurse, exclusions, critical}], "
+                          "compare}")
 
 
 class AgentPollAnswer(BaseModel):
@@ -156,7 +185,8 @@ class OAuthAccessToken(BaseModel):
     scope: Literal["read", "read+write"]
 
 
-MODELS = (AgentRegistration, AgentRegistered, AgentCommandResult, AgentFirewallStatus,
+MODELS = (AgentRegistration, AgentRegistered, AgentCommandResult, AgentFimObjects,
+          AgentFirewallStatus,
           AgentError, OAuthAccessToken, AgentPollAnswer, AgentFirewall, AgentPing)
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from . import __version__
 from .agent_schemas import add_components
 from .bodylimit import BodyLimitMiddleware, BodyLimits
-from .api import agent, events, firewall, groups, oauth, policies, scans, servers
+from .api import agent, events, fim, firewall, groups, oauth, policies, scans, servers
 from .common import record_event
 from .config import Config
 from .contact import FLUSH_EVERY, ContactLog
@@ -211,6 +211,10 @@ def create_app(config: Config, engine: Optional[Engine] = None) -> FastAPI:
     # SDK 1.6.5 uses /v2/policies; /v1/policies is Halo's older, deprecated form
     app.include_router(policies.router, prefix="/v2/policies")
     app.include_router(policies.router, prefix="/v1/policies", deprecated=True)
+    # FIM: /v1/fim_policies (deprecated form), baselines under both policy prefixes
+    app.include_router(fim.policies, deprecated=True)
+    app.include_router(fim.baselines, prefix="/v2/policies")
+    app.include_router(fim.baselines, prefix="/v1/fim_policies", deprecated=True)
     for router in firewall.routers + (events.router, agent.router):
         app.include_router(router)
 

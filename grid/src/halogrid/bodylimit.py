@@ -26,7 +26,8 @@ KIB = 1024
 MIB = 1024 * KIB
 
 # route class -> largest body in bytes by default (API.md, PROTOCOL.md)
-SCAN_RESULT_MAX = 4 * MIB     # POST /agent/v1/commands/{id}/result: a scan's findings
+SCAN_RESULT_MAX = 4 * MIB     # POST /agent/v1/commands/{id}/result: a scan's findings,
+                              # and .../fim_objects: a chunk of 5,000 fim objects
 POLICY_MAX = 2 * MIB          # /v1|v2/policies: a configuration policy holds many rules
 API_MAX = 256 * KIB           # any other /v1 body
 SMALL_MAX = 64 * KIB          # registration, OAuth, agent start/firewall status, anything else
@@ -36,7 +37,7 @@ SMALL_MAX = 64 * KIB          # registration, OAuth, agent start/firewall status
 LIMIT_MIN = 4 * KIB
 LIMIT_MAX = 1024 * MIB
 
-_RESULT = re.compile(r"^/agent/v1/commands/[^/]+/result/?$")
+_RESULT = re.compile(r"^/agent/v1/commands/[^/]+/(result|fim_objects)/?$")
 _POLICIES = re.compile(r"^/v[12]/policies(/|$)")
 
 

@@ -252,7 +252,7 @@ SERVER_STATES = ("active", "missing", "deactivated")
 # accepted in `state` filters: the SDK's migrate_servers asks for "...,retired" too
 STATE_ALIASES = {"retired": "deactivated"}
 # Halo module names -> the module the grid stores; None: known to Halo, not run by this grid
-SCAN_MODULES = {"sca": "sca", "csm": "sca", "svm": "svm", "sva": "svm", "fim": None,
+SCAN_MODULES = {"sca": "sca", "csm": "sca", "svm": "svm", "sva": "svm", "fim": "fim",
                 "sam": None, "sv": None}
 RESULT_MODULES = {"sca": "sca", "csm": "sca", "svm": "svm", "sva": "svm", "fim": "fim",
                   "sam": "sam"}

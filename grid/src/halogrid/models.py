@@ -307,3 +307,101 @@ class SvmFinding(Base):
     fixed_version: Mapped[Optional[str]] = mapped_column(String(255), nullable=True)
     cve_entries: Mapped[list] = mapped_column(JSON, default=list)
     advisories: Mapped[list] = mapped_column(JSON, default=list)
+
+
+# -- file integrity (fim): policies, baselines, the agents' inventories, the findings -------
+# (one block, see halogrid/fim.py)
+class FimPolicy(Base):
+    """A FIM policy: what to watch (rules with a target each) and what to compare."""
+    __tablename__ = "fim_policies"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    description: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    platform: Mapped[str] = mapped_column(String(64), default="linux")
+    rules: Mapped[list] = mapped_column(JSON, default=list)      # each with its grid id
+    compare: Mapped[list] = mapped_column(JSON, default=list)    # content, mode, owner, ...
+    created_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class FimBaseline(Base):
+    """One server's inventory of one policy's targets: what later scans are compared with."""
+    __tablename__ = "fim_baselines"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    policy_id: Mapped[str] = mapped_column(String(32), index=True)
+    server_id: Mapped[str] = mapped_column(String(32), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|active|failed
+    reason: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    comment: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    expires_at: Mapped[Optional[_dt.datetime]] = mapped_column(DateTime, nullable=True)
+    # the command whose objects are the baseline in force, and the one being taken
+    command_id: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
+    pending_command_id: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
+    object_count: Mapped[int] = mapped_column(Integer, default=0)
+    effective_at: Mapped[Optional[_dt.datetime]] = mapped_column(DateTime, nullable=True)
+    created_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class FimCommand(Base):
+    """What a `fim` command asks (fixed when it is queued): baseline one policy, or scan."""
+    __tablename__ = "fim_commands"
+    command_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # baseline | scan
+    policy_ids: Mapped[list] = mapped_column(JSON, default=list)
+    baseline_id: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
+
+
+class FimObject(Base):
+    """One file, directory or link an agent measured for a command (baseline or scan).
+
+    `path_key` is the sha256 of the path: the unique index and the diff's join use it (a
+    path may be longer than a PostgreSQL btree entry may be)."""
+    __tablename__ = "fim_objects"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    command_id: Mapped[str] = mapped_column(String(32))
+    policy_id: Mapped[str] = mapped_column(String(32))
+    rule_id: Mapped[str] = mapped_column(String(32))
+    path: Mapped[str] = mapped_column(Text)
+    path_key: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(8))
+    sha256: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    mode: Mapped[Optional[str]] = mapped_column(String(8), nullable=True)
+    uid: Mapped[Optional[int]] = mapped_column(BigInteger, nullable=True)
+    gid: Mapped[Optional[int]] = mapped_column(BigInteger, nullable=True)
+    size: Mapped[Optional[int]] = mapped_column(BigInteger, nullable=True)
+    link_target: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (Index("uq_fim_objects_path", "command_id", "policy_id", "path_key",
+                            unique=True),)
+
+
+class FimFinding(Base):
+    """One changed object of a fim scan, with both sides' values (b_: baseline, c_: now)."""
+    __tablename__ = "fim_findings"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    scan_id: Mapped[str] = mapped_column(String(32), index=True)
+    policy_id: Mapped[str] = mapped_column(String(32))
+    rule_id: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
+    target: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    path: Mapped[str] = mapped_column(Text)
+    change: Mapped[str] = mapped_column(String(8))  # added | removed | changed
+    critical: Mapped[bool] = mapped_column(Boolean, default=False)
+    compare: Mapped[str] = mapped_column(String(128), default="")  # the policy's, comma list
+    b_type: Mapped[Optional[str]] = mapped_column(String(8), nullable=True)
+    b_sha256: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    b_mode: Mapped[Optional[str]] = mapped_column(String(8), nullable=True)
+    b_uid: Mapped[Optional[int]] = mapped_column(BigInteger, nullable=True)
+    b_gid: Mapped[Optional[int]] = mapped_column(BigInteger, nullable=True)
+    b_size: Mapped[Optional[int]] = mapped_column(BigInteger, nullable=True)
+    b_link_target: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    c_type: Mapped[Optional[str]] = mapped_column(String(8), nullable=True)
+    c_sha256: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
+    c_mode: Mapped[Optional[str]] = mapped_column(String(8), nullable=True)
+    c_uid: Mapped[Optional[int]] = mapped_column(BigInteger, nullable=True)
+    c_gid: Mapped[Optional[int]] = mapped_column(BigInteger, nullable=True)
+    c_size: Mapped[Optional[int]] = mapped_column(BigInteger, nullable=True)
+    c_link_target: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
+    c_error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)

@@ -192,6 +192,16 @@ class GroupIn(In):
         None, description="grid addition: seconds between the configuration (sca) scans the "
                           "grid starts by itself on each active or missing member; null = none")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _fim_alias(cls, data: Any) -> Any:
+        """`linux_fim_policy_ids` (the SDK's name) is `fim_policy_ids`."""
+        if isinstance(data, dict) and "linux_fim_policy_ids" in data:
+            data = dict(data)
+            alias = data.pop("linux_fim_policy_ids")
+            data.setdefault("fim_policy_ids", alias)
+        return data
+
 
 class GroupCreate(GroupIn):
     name: Name
@@ -398,7 +408,7 @@ class ScanOut(Out):
     non_critical_findings_count: int
     ok_findings_count: int
     result: Optional[str]
-    findings: Optional[List[Union[FindingOut, SvmFindingOut]]] = None
+    findings: Optional[List[Union[FindingOut, SvmFindingOut, "FimFindingOut"]]] = None
 
 
 class ScanResponse(Out):
@@ -446,14 +456,6 @@ class PolicyCreate(PolicyIn):
     name: Name
 
 
-class PolicyBody(In):
-    policy: PolicyIn
-
-
-class PolicyCreateBody(In):
-    policy: PolicyCreate
-
-
 class PolicyOut(BaseModel):
     model_config = ConfigDict(extra="allow")
     id: Hex32
@@ -472,6 +474,211 @@ class PolicyResponse(Out):
 
 class PolicyList(Page):
     policies: List[PolicyOut]
+
+
+# -- file integrity (fim) -----------------------------------------------------------------
+FIM_COMPARE = ("content", "mode", "owner", "group", "size", "link_target")
+FIM_PATH_MAX = 4096         # PATH_MAX: a rule's target, an object's path or link target
+FIM_RULES_MAX = 1000
+
+
+def _exclusions(value: Any) -> Any:
+    """A list of globs is kept as Halo's newline list."""
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "\n".join(value)
+    return value
+
+
+def _absolute(value: str) -> str:
+    if not value.startswith("/"):
+        raise PydanticCustomError("invalid", "target must be an absolute path or glob")
+    return value
+
+
+FimTarget = Annotated[str, StringConstraints(min_length=1, max_length=FIM_PATH_MAX),
+                      AfterValidator(_storable), AfterValidator(_absolute),
+                      Field(description="A file, a directory or a glob (/etc/*.conf)")]
+
+
+class FimRuleIn(In):
+    id: OptHex32 = Field(None, description="Kept on update; the grid assigns one otherwise")
+    target: FimTarget
+    description: Optional[Text] = None
+    recurse: bool = False
+    critical: bool = False
+    alert: bool = False
+    exclusions: Annotated[Optional[Text], BeforeValidator(_exclusions)] = Field(
+        None, description="Comma or newline list of globs (full path or basename)")
+
+
+class FimPolicyIn(In):
+    name: Optional[Name] = Field(None, description="Unique; required on create")
+    module: Optional[Literal["fim"]] = None
+    description: Optional[Text] = None
+    platform: Optional[Literal["linux"]] = None
+    rules: Optional[Annotated[List[FimRuleIn], Field(max_length=FIM_RULES_MAX)]] = None
+    compare: Optional[List[Literal["content", "mode", "owner", "group", "size",
+                                   "link_target"]]] = Field(
+        None, description="grid addition: what a scan compares (default all six)")
+
+
+class FimPolicyCreate(FimPolicyIn):
+    name: Name
+
+
+def _policy_module(value: Any) -> str:
+    """`module` fim, or no module and rules with a `target` (a FIM rule; a configuration
+    rule has a name and checks): a FIM policy; anything else a configuration policy."""
+    get = value.get if isinstance(value, dict) else lambda k: getattr(value, k, None)
+    module, rules = get("module"), get("rules")
+    if module is None and isinstance(rules, list) and rules and all(
+            isinstance(r, dict) and "target" in r and "checks" not in r for r in rules):
+        module = "fim"
+    return "module-fim" if module == "fim" else "module-csm"
+
+
+class PolicyBody(In):
+    """`/v2/policies`: a FIM policy (see _policy_module) or a configuration policy."""
+    policy: Annotated[Union[Annotated[PolicyIn, Tag("module-csm")],
+                            Annotated[FimPolicyIn, Tag("module-fim")]],
+                      Discriminator(_policy_module)]
+
+
+class PolicyCreateBody(In):
+    policy: Annotated[Union[Annotated[PolicyCreate, Tag("module-csm")],
+                            Annotated[FimPolicyCreate, Tag("module-fim")]],
+                      Discriminator(_policy_module)]
+
+
+class FimPolicyBody(In):
+    fim_policy: FimPolicyIn
+
+
+class FimPolicyCreateBody(In):
+    fim_policy: FimPolicyCreate
+
+
+class FimRuleOut(Out):
+    id: Hex32
+    target: str
+    description: Optional[str]
+    recurse: bool
+    critical: bool
+    alert: bool
+    exclusions: Optional[str]
+
+
+class FimPolicyOut(Out):
+    id: Hex32
+    url: str
+    name: str
+    module: Literal["fim"]
+    description: Optional[str]
+    platform: str
+    rules: List[FimRuleOut]
+    compare: List[str]
+    used_by: List[UsedBy]
+    created_at: Optional[str]
+    updated_at: Optional[str]
+
+
+class FimPolicyResponse(Out):
+    fim_policy: FimPolicyOut
+
+
+class FimPolicyList(Page):
+    fim_policies: List[FimPolicyOut]
+
+
+class FimBaselineIn(In):
+    server_id: OptHex32 = Field(None, description="The server whose files are the baseline")
+    expires: Optional[Annotated[StrictInt, Field(ge=1, le=3650)]] = Field(
+        None, description="Days until the baseline expires; null: never")
+    expire_days: Optional[Annotated[StrictInt, Field(ge=1, le=3650)]] = Field(
+        None, description="The SDK's name of expires")
+    comment: Optional[Text] = None
+
+
+class FimBaselineCreate(FimBaselineIn):
+    server_id: Hex32
+
+
+class FimBaselineCreateBody(In):
+    baseline: FimBaselineCreate
+
+
+class FimBaselineBody(In):
+    baseline: FimBaselineIn
+
+
+class FimBaselineOut(Out):
+    id: Hex32
+    url: str
+    policy_id: str
+    server_id: str
+    server_hostname: Optional[str]
+    status: Literal["pending", "active", "failed", "expired"]
+    reason: Optional[str]
+    comment: Optional[str]
+    expires_at: Optional[str]
+    effective_at: Optional[str]
+    object_count: int
+    command_id: Optional[str] = Field(description="grid addition: the command taking it")
+    created_at: Optional[str]
+    updated_at: Optional[str]
+
+
+class FimObjectOut(Out):
+    path: str
+    rule_id: str
+    type: str
+    sha256: Optional[str]
+    mode: Optional[str]
+    uid: Optional[int]
+    gid: Optional[int]
+    size: Optional[int]
+    link_target: Optional[str]
+    error: Optional[str]
+
+
+class FimBaselineDetailsOut(FimBaselineOut):
+    objects: List[FimObjectOut] = Field(description="One page (page, per_page) by path")
+
+
+class FimBaselineResponse(Out):
+    baseline: FimBaselineOut
+
+
+class FimBaselineDetails(Out):
+    baseline: FimBaselineDetailsOut
+
+
+class FimBaselineList(Page):
+    baselines: List[FimBaselineOut]
+
+
+class FimDetail(Out):
+    field: Literal["sha256", "mode", "uid", "gid", "size", "link_target", "type"]
+    baseline: Any = None
+    current: Any = None
+
+
+class FimFindingOut(Out):
+    id: Hex32
+    url: str
+    policy_id: str
+    rule_id: Optional[str]
+    target: Optional[str]
+    file: str
+    critical: bool
+    status: Literal["bad"]
+    change: Literal["added", "removed", "changed"]
+    details: List[FimDetail]
+    error: Optional[str] = Field(description="grid addition: why the agent could not read it")
+
+
+class FimFindingResponse(FimFindingOut):
+    scan_id: Hex32
 
 
 # -- firewall -----------------------------------------------------------------------------
@@ -736,3 +943,12 @@ ERROR_RESPONSES: Dict[Union[int, str], Dict[str, Any]] = {
     422: {"model": ValidationFailedOut, "description": "Validation Failed"},
     429: {"model": ErrorOut, "description": "Rate limit; see Retry-After"},
 }
+
+
+FimPolicyOut.model_rebuild()
+FimPolicyResponse.model_rebuild()
+FimPolicyList.model_rebuild()
+ScanOut.model_rebuild()
+ScanResponse.model_rebuild()
+ScanList.model_rebuild()
+LatestResult.model_rebuild()

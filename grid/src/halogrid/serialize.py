@@ -182,6 +182,9 @@ def scan_dict(db: Session, sc: Scan, base: str, with_findings: bool = True) -> D
     if with_findings and sc.module == "svm":  # one finding per package (svm.py)
         from .svm import finding_dicts
         out["findings"] = finding_dicts(db, sc.id, base)
+    elif with_findings and sc.module == "fim":  # one finding per changed object (fim.py)
+        from .fim import finding_dicts as fim_finding_dicts
+        out["findings"] = fim_finding_dicts(db, sc.id, base)
     elif with_findings:
         rows = db.scalars(select(Finding).where(Finding.scan_id == sc.id)
                           .order_by(Finding.position)).all()

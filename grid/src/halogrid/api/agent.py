@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
-from .. import fw, svm
+from .. import fim, fw, svm
 from .. import agent_schemas as doc
 # the bounds of a result (PROTOCOL.md) live with the protocol's models
 from ..agent_schemas import (MAX_DEPTH, MAX_DETAIL_FIELDS, MAX_DETAILS, MAX_FINDINGS, MAX_ITEMS,
@@ -237,7 +237,12 @@ def _poll_check(request: Request, fw_version: Optional[int]
                 sc = db.get(Scan, c.scan_id)
                 if sc is not None and sc.status in ("queued", "pending"):
                     sc.status = "pending"
-            commands.append({"id": c.id, "name": c.name, "policies": _policies_for(db, srv)})
+            if c.name == "fim":  # what to walk and why (fim.py)
+                commands.append(dict(fim.command_payload(db, c), id=c.id, name=c.name,
+                                     policies=[]))
+            else:
+                commands.append({"id": c.id, "name": c.name,
+                                 "policies": _policies_for(db, srv)})
         version, _policy = fw.current(db, srv)
         answer = None
         if commands or (fw_version is not None and fw_version != version):
@@ -436,6 +441,29 @@ def _svm_packages(scan: Dict[str, Any]) -> List[Dict[str, Any]]:
         raise BadRequest(str(exc))
 
 
+@router.post("/agent/v1/commands/{command_id}/fim_objects", status_code=204,
+             openapi_extra=doc.json_body(doc.AgentFimObjects),
+             responses={400: {"model": doc.AgentError}, 401: {"model": doc.AgentError},
+                        404: {"model": doc.AgentError}, 409: {"model": doc.AgentError},
+                        413: {"model": doc.AgentError}})
+def fim_objects(command_id: str, request: Request, _agent: str = Depends(agent_checked),
+                body: Any = Depends(json_body)):
+    """One chunk of a fim command's inventory (fim.py); 409 once the command is closed."""
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a JSON object with objects")
+    raw = body.get("objects")
+    if isinstance(raw, list) and len(raw) > fim.MAX_OBJECTS:  # before looking at any
+        raise PayloadTooLarge("fim objects too large: %d objects in one chunk (at most %d)"
+                              % (len(raw), fim.MAX_OBJECTS))
+    with tx(request) as db:
+        srv = agent_server(db, request)
+        _mark_seen(db, srv)
+        c = _open_command(db, srv, command_id)
+        rows = fim.validate_objects(raw, fim.command_rules(db, c))
+        fim.store_objects(db, c, rows)
+    return Response(status_code=204)
+
+
 @router.post("/agent/v1/commands/{command_id}/result", status_code=204,
              openapi_extra=doc.json_body(doc.AgentCommandResult),
              responses={400: {"model": doc.AgentError}, 401: {"model": doc.AgentError},
@@ -462,6 +490,11 @@ def command_result(command_id: str, request: Request, _agent: str = Depends(agen
         srv = agent_server(db, request)
         _mark_seen(db, srv)
         c = _open_command(db, srv, command_id)
+        if c.name == "fim" and not c.scan_id:  # a fim baseline: no scan (fim.py)
+            fim.finish_baseline(db, srv, c, status, reason, scan_obj)
+            return Response(status_code=204)
+        if c.name == "fim":
+            findings = []  # the grid makes a fim scan's findings, never the agent
         now = utcnow()
         c.status = status
         c.result = reason if status == "failed" else None
@@ -497,6 +530,18 @@ def command_result(command_id: str, request: Request, _agent: str = Depends(agen
         if c.name == "svm" and status == "completed":  # findings from the feed (svm.py)
             why = svm.apply_result(db, srv, sc, scan_obj, packages)
             if why:
+                status = c.status = sc.status = "failed"
+                reason = c.result = sc.result = why
+            crit, noncrit = sc.critical_findings_count, sc.non_critical_findings_count
+            ok = sc.ok_findings_count
+        elif c.name == "fim":  # the diff against the baselines, in the database (fim.py)
+            why = fim.apply_scan(db, srv, sc, c, scan_obj) if status == "completed" else None
+            if status == "failed":
+                fim.discard_objects(db, c.id)
+            if why:
+                fim.clear_findings(db, sc.id)
+                sc.critical_findings_count = sc.non_critical_findings_count = 0
+                sc.ok_findings_count = 0
                 status = c.status = sc.status = "failed"
                 reason = c.result = sc.result = why
             crit, noncrit = sc.critical_findings_count, sc.non_critical_findings_count

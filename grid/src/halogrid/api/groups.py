@@ -13,7 +13,7 @@ from .. import fw
 from ..common import (DB, GridDep, HaloRoute, Paging, Reader, Servers, Writer, base_url,
                       paginate, record_event, wake)
 from ..errors import ValidationFailed, invalid
-from ..models import FirewallPolicy, FirewallRule, Group, Policy, Server, utcnow
+from ..models import FimPolicy, FirewallPolicy, FirewallRule, Group, Policy, Server, utcnow
 from ..schemas import (ERROR_RESPONSES, GroupBody, GroupCreateBody, GroupIn, GroupList,
                        GroupResponse, QueryText, ServerList)
 from ..serialize import Lookup, group_dict, server_dicts
@@ -54,6 +54,10 @@ def _check_refs(db: Session, obj: GroupIn, group: Optional[Group]) -> Dict[str, 
         if db.get(Policy, pid) is None:
             errors.append({"field": "policy_ids", "value": pid, "code": "invalid",
                            "details": "No configuration policy with id %s" % pid})
+    for pid in fields.get("fim_policy_ids", []):
+        if db.get(FimPolicy, pid) is None:
+            errors.append({"field": "fim_policy_ids", "value": pid, "code": "invalid",
+                           "details": "No FIM policy with id %s" % pid})
     for key in ("linux_firewall_policy_id", "windows_firewall_policy_id"):
         fid = fields.get(key)
         if fid is not None and db.get(FirewallPolicy, fid) is None:

@@ -1,7 +1,9 @@
 """Configuration policies: /v2/policies?module=csm (SDK 1.6.5) and the older /v1/policies.
 
 One router, mounted at both prefixes (app.py); the version in the path only changes the
-`url` of the answers.
+`url` of the answers. At /v2 the same routes also serve FIM policies (`module=fim`, a body
+with `"module": "fim"`, or a FIM policy's id), handed to api/fim.py; /v1/policies stays
+configuration only (FIM's v1 form is /v1/fim_policies).
 """
 from __future__ import annotations
 
@@ -16,11 +18,12 @@ from typing_extensions import Annotated
 from ..common import (DB, CsvQuery, HaloRoute, Paging, Reader, Writer, base_url, csv_param,
                       paginate, record_event)
 from ..errors import invalid
-from ..models import Group, Policy, utcnow
-from ..schemas import (ERROR_RESPONSES, PolicyBody, PolicyCreateBody, PolicyIn, PolicyList,
-                       PolicyResponse)
+from ..models import FimPolicy, Group, Policy, utcnow
+from ..schemas import (ERROR_RESPONSES, FimPolicyIn, PolicyBody, PolicyCreateBody, PolicyIn,
+                       PolicyList, PolicyResponse)
 from ..serialize import policy_dict
-from .util import get_or_404
+from . import fim as fim_api
+from .util import get_by_id, get_or_404
 
 router = APIRouter(tags=["policies"], route_class=HaloRoute, responses=ERROR_RESPONSES)
 
@@ -47,6 +50,11 @@ def _version(request: Request) -> int:
     return 1 if request.url.path.startswith("/v1/") else 2
 
 
+def _fim_row(request: Request, db: Session, policy_id: str) -> Optional[FimPolicy]:
+    """The FIM policy with this id, at /v2 only."""
+    return get_by_id(db, FimPolicy, policy_id) if _version(request) == 2 else None
+
+
 def _flush(db: Session, name: str) -> None:
     try:
         db.flush()
@@ -57,11 +65,20 @@ def _flush(db: Session, name: str) -> None:
 @router.get("", response_model=PolicyList)
 def list_policies(request: Request, _p: Reader, db: DB, paging: Paging,
                   module: Annotated[CsvQuery, Query(
-                      description="Comma list; only csm (sca) policies are kept")] = None,
+                      description="Comma list; csm (sca) policies, or at /v2 fim "
+                                  "policies (one module at a time)")] = None,
                   name: Annotated[CsvQuery, Query()] = None):
     base, ver = base_url(request), _version(request)
     stmt = select(Policy).order_by(Policy.created_at, Policy.id)
     mods = csv_param(module)
+    if ver == 2 and "fim" in mods:
+        if any(m in CSM for m in mods):
+            raise invalid("module", module, "invalid", "List one module at a time: fim or csm")
+        fstmt = fim_api.list_stmt()
+        if name:
+            fstmt = fstmt.where(FimPolicy.name == name)
+        return paginate(request, db, fstmt, "policies",
+                        lambda p: fim_api.policy_out(db, request, p), paging)
     if mods and not any(m in CSM for m in mods):
         stmt = stmt.where(false())
     if name:
@@ -71,6 +88,12 @@ def list_policies(request: Request, _p: Reader, db: DB, paging: Paging,
 
 @router.post("", status_code=201, response_model=PolicyResponse)
 def create_policy(body: PolicyCreateBody, request: Request, p: Writer, db: DB):
+    if isinstance(body.policy, FimPolicyIn):
+        if _version(request) == 1:
+            raise invalid("module", "fim", "invalid",
+                          "FIM policies are created at /v1/fim_policies or /v2/policies")
+        row = fim_api.create_policy(db, body.policy, p.key_id)
+        return {"policy": fim_api.policy_out(db, request, row)}
     data = _fields(db, body.policy, None)
     data.setdefault("platform", "linux")
     data.setdefault("rules", [])
@@ -84,13 +107,25 @@ def create_policy(body: PolicyCreateBody, request: Request, p: Writer, db: DB):
 
 @router.get("/{policy_id}", response_model=PolicyResponse)
 def get_policy(policy_id: str, request: Request, _p: Reader, db: DB):
+    frow = _fim_row(request, db, policy_id)
+    if frow is not None:
+        return {"policy": fim_api.policy_out(db, request, frow)}
     row = get_or_404(db, Policy, policy_id, "policy")
     return {"policy": policy_dict(row, base_url(request), _version(request))}
 
 
 @router.put("/{policy_id}", status_code=204, response_class=Response)
-def update_policy(policy_id: str, body: PolicyBody, p: Writer, db: DB):
+def update_policy(policy_id: str, body: PolicyBody, request: Request, p: Writer, db: DB):
+    frow = _fim_row(request, db, policy_id)
+    if frow is not None:
+        obj = body.policy if isinstance(body.policy, FimPolicyIn) else \
+            fim_api.as_fim_policy(body.policy)
+        fim_api.update_policy(db, frow, obj, p.key_id)
+        return Response(status_code=204)
     row = get_or_404(db, Policy, policy_id, "policy")
+    if isinstance(body.policy, FimPolicyIn):
+        raise invalid("module", "fim", "invalid",
+                      "Policy %s is a configuration policy: its module cannot change" % row.id)
     merged = dict(row.body or {})
     merged.update(_fields(db, body.policy, row))
     row.body = merged
@@ -104,7 +139,11 @@ def update_policy(policy_id: str, body: PolicyBody, p: Writer, db: DB):
 
 
 @router.delete("/{policy_id}", status_code=204, response_class=Response)
-def delete_policy(policy_id: str, p: Writer, db: DB):
+def delete_policy(policy_id: str, request: Request, p: Writer, db: DB):
+    frow = _fim_row(request, db, policy_id)
+    if frow is not None:
+        fim_api.delete_policy(db, frow, p.key_id)
+        return Response(status_code=204)
     row = get_or_404(db, Policy, policy_id, "policy")
     users = [g.name for g in db.scalars(select(Group)).all()
              if policy_id in (g.policy_ids or [])]

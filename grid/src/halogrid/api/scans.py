@@ -11,10 +11,11 @@ from typing_extensions import Annotated
 from ..common import (DB, RESULT_MODULES, CsvQuery, HaloRoute, Paging, Reader, SortBy,
                       base_url, csv_param, paginate, parse_time, sort_order)
 from ..errors import NotFound, invalid
-from ..models import Finding, Scan, SvmFinding
-from ..schemas import (ERROR_RESPONSES, FindingResponse, ScanList, ScanResponse,
-                       SvmFindingResponse)
+from ..models import FimFinding, Finding, Scan, SvmFinding
+from ..schemas import (ERROR_RESPONSES, FimFindingResponse, FindingResponse, ScanList,
+                       ScanResponse, SvmFindingResponse)
 from ..serialize import finding_dict, scan_dict
+from ..fim import finding_dict as fim_finding_dict
 from ..svm import finding_dict as svm_finding_dict
 from .util import get_by_id, get_or_404
 
@@ -73,7 +74,7 @@ def get_scan(scan_id: str, request: Request, _p: Reader, db: DB):
 
 
 @router.get("/{scan_id}/findings/{finding_id}",
-            response_model=Union[FindingResponse, SvmFindingResponse])
+            response_model=Union[FindingResponse, SvmFindingResponse, FimFindingResponse])
 def get_finding(scan_id: str, finding_id: str, request: Request, _p: Reader, db: DB):
     sc = get_or_404(db, Scan, scan_id, "scan")
     if sc.module == "svm":  # one installed package (svm.py)
@@ -81,6 +82,11 @@ def get_finding(scan_id: str, finding_id: str, request: Request, _p: Reader, db:
         if sf is None or sf.scan_id != scan_id:
             raise NotFound("finding", finding_id)
         return dict(svm_finding_dict(sf, base_url(request)), scan_id=scan_id)
+    if sc.module == "fim":  # one changed object (fim.py)
+        ff = get_by_id(db, FimFinding, finding_id)
+        if ff is None or ff.scan_id != scan_id:
+            raise NotFound("finding", finding_id)
+        return dict(fim_finding_dict(ff, base_url(request)), scan_id=scan_id)
     f = get_by_id(db, Finding, finding_id)
     if f is None or f.scan_id != scan_id:
         raise NotFound("finding", finding_id)

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
 from typing_extensions import Annotated
 
-from .. import fw
+from .. import fim, fw
 from ..common import (DB, RESULT_MODULES, SCAN_MODULES, CsvQuery, GridDep, HaloRoute, Paging,
                       Reader, Servers, Writer, base_url, csv_param, paginate, record_event,
                       wake, wake_agents)
@@ -120,7 +120,9 @@ def start_scan(server_id: str, body: ScanBody, request: Request, p: Writer, db: 
                       "Server %s is deactivated and cannot be scanned" % s.id)
     cmd, _scan = queue_scan(db, s, stored, utcnow(), p.key_id,
                             "%s scan requested on server %s" % (stored, s.hostname))
-    wake_agents(db, grid, s.id)
+    # fim: fails at once (fail closed) without a policy or an active baseline (fim.py)
+    if stored != "fim" or fim.prepare_scan(db, s, cmd):
+        wake_agents(db, grid, s.id)
     return {"command": command_dict(cmd, base_url(request))}
 
 
