@@ -167,6 +167,18 @@ def test_idle_polls_write_nothing_and_their_contacts_are_written_together(igrid)
           "the contacts to be written")
 
 
+def test_a_poll_that_waited_its_whole_wait_counts_as_contact_until_it_ends(igrid):
+    """The agent was connected for the whole wait: its last contact is the poll's end, so a
+    server that polls back to back is never judged on the start of a long poll."""
+    import datetime as dt
+    a = register(igrid)
+    fwv = a.poll().json()["firewall_version"]
+    started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    assert a.poll(wait=2, firewall_version=fwv).json()["commands"] == []
+    igrid.grid.contacts.flush(igrid.grid.Session)
+    assert _last_seen(igrid, a.server_id) >= started + dt.timedelta(seconds=1.9)
+
+
 def _last_seen(igrid, server_id):
     from halogrid.models import Server
     with igrid.grid.Session() as db:

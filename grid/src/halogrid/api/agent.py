@@ -301,7 +301,9 @@ async def poll(request: Request):
                 except asyncio.TimeoutError:
                     pass
             if not waiter.event.is_set():
-                # nothing that could change the answer happened since the last look
+                # nothing that could change the answer happened since the last look; the
+                # agent was connected all along, so its contact is now, not the poll's start
+                grid.contacts.seen(waiter.server_id)
                 return {"commands": [], "firewall_version": version}
             if await request.is_disconnected():
                 return Response(status_code=204)
