@@ -327,6 +327,10 @@ def _measure(item: Item, buffer: bytearray, deadline: Deadline) -> Object:
             obj["error"] = _reason(exc)
     elif stat.S_ISDIR(mode):
         obj["type"] = "dir"
+        # a directory's size is its file system's bookkeeping (an overlay reports a new one
+        # after any write inside it), not something an administrator changed: its entries
+        # are watched as objects of their own
+        obj["size"] = None
     elif stat.S_ISLNK(mode):
         obj["type"] = "link"
         try:
