@@ -576,6 +576,59 @@ class HaloClient:
     def create_firewall_service(self, fields):
         return self.post("/v1/firewall_services", {"firewall_service": fields})["firewall_service"]
 
+    # -- file integrity (fim) policies and their baselines --------------------------------------
+    # Halo's documented /v1/fim_policies form (object fim_policy); the grid serves it too, and
+    # the same baselines under /v2/policies/{id}/baselines as the SDK's FimBaseline.
+
+    def list_fim_policies(self):
+        return self.paginate("/v1/fim_policies", "fim_policies")
+
+    def find_fim_policy(self, name_or_id):
+        return find_by_name_or_id(self.list_fim_policies(), name_or_id, "FIM policy", "FIM policies")
+
+    def get_fim_policy(self, policy_id):
+        return self.get("/v1/fim_policies/%s" % policy_id)["fim_policy"]
+
+    def create_fim_policy(self, fields):
+        return self.post("/v1/fim_policies", {"fim_policy": fields})["fim_policy"]
+
+    def update_fim_policy(self, policy_id, fields):
+        self.put("/v1/fim_policies/%s" % policy_id, {"fim_policy": fields})
+
+    def delete_fim_policy(self, policy_id):
+        self.delete("/v1/fim_policies/%s" % policy_id)
+
+    def list_fim_baselines(self, policy_id):
+        return self.paginate("/v1/fim_policies/%s/baselines" % policy_id, "baselines")
+
+    def get_fim_baseline(self, policy_id, baseline_id):
+        return self.get("/v1/fim_policies/%s/baselines/%s" % (policy_id, baseline_id))["baseline"]
+
+    def create_fim_baseline(self, policy_id, server_id, expires=None, comment=None):
+        """Ask the server's agent for a baseline; it is ``pending`` until its inventory arrives."""
+        fields = {"server_id": server_id}
+        if expires is not None:
+            fields["expires"] = expires
+        if comment is not None:
+            fields["comment"] = comment
+        return self.post("/v1/fim_policies/%s/baselines" % policy_id, {"baseline": fields})["baseline"]
+
+    def rebaseline_fim(self, policy_id, baseline_id, server_id, expires=None, comment=None):
+        """Take the baseline again: a new inventory replaces the old one (``pending`` until then).
+        The grid answers with the baseline; Halo itself may answer with no body."""
+        fields = {"server_id": server_id}
+        if expires is not None:
+            fields["expires"] = expires
+        if comment is not None:
+            fields["comment"] = comment
+        answer = self.put("/v1/fim_policies/%s/baselines/%s" % (policy_id, baseline_id), {"baseline": fields})
+        if isinstance(answer, dict) and isinstance(answer.get("baseline"), dict):
+            return answer["baseline"]
+        return self.get_fim_baseline(policy_id, baseline_id)
+
+    def delete_fim_baseline(self, policy_id, baseline_id):
+        self.delete("/v1/fim_policies/%s/baselines/%s" % (policy_id, baseline_id))
+
     # -- scans -------------------------------------------------------------------------------
 
     def start_scan(self, server_id, scan_module):

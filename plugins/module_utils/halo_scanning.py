@@ -12,6 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import HaloClientError, HaloOutcomeUnknownError
+from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_fim import judge_fim
 from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_svm import SVM_FAIL_ON, judge_svm
 
 # Halo scan modules (the API's ``module``: sca, svm, ...), aliases included, and the path their
@@ -111,6 +112,8 @@ def _with_scan(result, scan, svm_fail_on="critical"):
     """Judge ``scan`` into ``result``: passed, kept (bad findings), or no verdict (``error``)."""
     if scan.get("module") in ("svm", "sva"):  # installed packages, not rules (halo_svm.py)
         return judge_svm(result, scan, svm_fail_on)
+    if scan.get("module") == "fim":  # objects changed since the baseline, not rules (halo_fim.py)
+        return judge_fim(result, scan)
     result.update(
         scan_id=scan.get("id"),
         status=scan.get("status"),

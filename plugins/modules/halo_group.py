@@ -66,6 +66,16 @@ options:
       - An empty list removes every configuration policy from the group.
     type: list
     elements: str
+  fim_policies:
+    description:
+      - File integrity (FIM) policies of the group, by name or id (see M(cloudpassage.halo.halo_fim_policy)).
+        A C(fim) scan compares each server of the group with its baseline for each of them.
+      - An empty list removes every FIM policy from the group.
+      - Stored as the group's C(fim_policy_ids); a service that does not store them fails the
+        task rather than reporting a change that did not happen.
+    type: list
+    elements: str
+    version_added: 0.2.0
   linux_firewall_policy:
     description:
       - Linux firewall policy of the group, by name or id.
@@ -125,6 +135,12 @@ EXAMPLES = r"""
     name: CriticalApplication
     linux_firewall_policy: Protect CriticalApplication
 
+- name: Watch the staging hosts' files (see cloudpassage.halo.halo_fim_policy)
+  cloudpassage.halo.halo_group:
+    name: ProdWebDirty
+    fim_policies:
+      - Core system files
+
 - name: Rescan the production servers every hour, so drift is noticed
   cloudpassage.halo.halo_group:
     name: ProdWebClean
@@ -141,7 +157,7 @@ RETURN = r"""
 group:
   description:
     - The group as the API describes it after the task (fields C(id), C(name), C(tag),
-      C(description), C(parent_id), C(policy_ids), C(linux_firewall_policy_id),
+      C(description), C(parent_id), C(policy_ids), C(fim_policy_ids), C(linux_firewall_policy_id),
       C(scan_interval) and more).
     - In check mode, what it would be; a group that would be created has no C(id).
     - Empty after the group was deleted or when it did not exist.
@@ -152,6 +168,7 @@ group:
     name: ProdWebDirty
     tag: NewDirty
     policy_ids: [5d8f1a0b9c7e4d3a2b1c0f9e8d7c6b5a]
+    fim_policy_ids: [0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e]
     linux_firewall_policy_id: null
     scan_interval: 3600
 moved_servers:
@@ -176,8 +193,8 @@ from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import 
 from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_module import SERVER_STATES, HaloModule
 
 # The group fields this module manages, as the API names them.
-MANAGED_FIELDS = ("name", "description", "tag", "parent_id", "policy_ids", "linux_firewall_policy_id",
-                  "scan_interval")
+MANAGED_FIELDS = ("name", "description", "tag", "parent_id", "policy_ids", "fim_policy_ids",
+                  "linux_firewall_policy_id", "scan_interval")
 
 
 def _same(current, wanted):
@@ -198,6 +215,10 @@ def wanted_fields(client, params, groups):
         known = client.list_config_policies() if params["config_policies"] else []
         fields["policy_ids"] = [find_by_name_or_id(known, policy, "configuration policy", "policies")["id"]
                                 for policy in params["config_policies"]]
+    if params["fim_policies"] is not None:
+        known = client.list_fim_policies() if params["fim_policies"] else []
+        fields["fim_policy_ids"] = [find_by_name_or_id(known, policy, "FIM policy", "FIM policies")["id"]
+                                    for policy in params["fim_policies"]]
     if params["linux_firewall_policy"] is not None:
         firewall = params["linux_firewall_policy"]
         fields["linux_firewall_policy_id"] = client.find_firewall_policy(firewall)["id"] if firewall else None
@@ -231,6 +252,9 @@ def ensure_present(module, group, groups):
         else:
             client.update_group(group["id"], changes)
             result["group"] = client.get_group(group["id"])
+        if "fim_policy_ids" in changes and not _same(result["group"].get("fim_policy_ids"), changes["fim_policy_ids"]):
+            raise HaloClientError("the service did not store fim_policy_ids for group %s (it answers %r)"
+                                  % (module.params["name"], result["group"].get("fim_policy_ids")))
         if "scan_interval" in changes and not _same(result["group"].get("scan_interval"), changes["scan_interval"]):
             # Halo's own API has no such field and ignores unknown ones: say so, never "changed"
             raise HaloClientError("the service did not store scan_interval for group %s (it answers %r): scheduled scans "
@@ -289,6 +313,7 @@ def main():
             tag=dict(type="str"),
             parent=dict(type="str"),
             config_policies=dict(type="list", elements="str"),
+            fim_policies=dict(type="list", elements="str"),
             linux_firewall_policy=dict(type="str"),
             scan_interval=dict(type="int"),
             move_servers_to=dict(type="str"),

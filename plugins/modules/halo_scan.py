@@ -48,6 +48,11 @@ options:
       - C(svm) (alias C(sva)) is the software vulnerability scan. A server passes when the scan
         listed its installed packages and none is vulnerable, or, with O(svm_fail_on=critical),
         none is critically vulnerable; RV(results[].vulnerable_packages) names them.
+      - C(fim) is the file integrity scan, which compares the files that the FIM policies of the
+        server's group watch with the server's baseline (see M(cloudpassage.halo.halo_fim_baseline)).
+        A server passes when the scan compared at least one file and none was added, removed or
+        changed; RV(results[].changed_files) names those that were. A server without an active
+        baseline for one of its FIM policies gets a failed scan, so no verdict, with the reason.
     type: str
     default: sca
     choices: [sca, csm, svm, sva, fim, sam, sv]
@@ -133,6 +138,19 @@ EXAMPLES = r"""
   loop_control:
     label: "{{ item.hostname }}"
 
+- name: Keep every host whose watched files changed since its baseline
+  cloudpassage.halo.halo_scan:
+    group: ProdWebDirty
+    module: fim
+  register: fim_scan
+
+- name: Name the changed files
+  ansible.builtin.debug:
+    msg: "{{ item.hostname }}: {{ item.changed_files | map(attribute='file') | list }}"
+  loop: "{{ fim_scan.results | rejectattr('passed') | list }}"
+  loop_control:
+    label: "{{ item.hostname }}"
+
 - name: Fail a pipeline when the freshly built host does not pass
   cloudpassage.halo.halo_scan:
     server_label: "build-{{ build_id }}"
@@ -189,6 +207,13 @@ results:
         - For O(module=svm), one entry per vulnerable package, with one check of type
           C(package_vulnerability) whose expected value is the fixed version or later, actual value the
           installed version, and reason its CVEs.
+        - For O(module=fim), one entry per file added, removed or changed since the baseline, named
+          after the change and the file (C(changed /usr/bin/ls)) and critical when its FIM rule is.
+          Its checks are of type C(file_integrity), one per changed field (C(config_key) C(sha256),
+          C(mode), C(uid), C(gid), C(size), C(link_target) or C(type)) with the baseline's value as
+          expected and the current one as actual; an added or removed file has one check, expected
+          C(absent) and actual C(present) or the other way round. C(reason) says why the agent could
+          not read the file, if so.
       type: list
       elements: dict
       sample:
@@ -218,6 +243,26 @@ results:
           max_cvss: null
           cves: [CVE-2024-6387]
           advisories: [DSA-5724-1]
+    changed_files:
+      description:
+        - For O(module=fim), each file added, removed or changed since the server's baseline,
+          critical first, with the FIM rule's target, the change and each changed field's baseline
+          and current values (C(error) is why the agent could not read the file, if so).
+      returned: when module is fim and a scan was judged
+      type: list
+      elements: dict
+      sample:
+        - file: /usr/bin/ls
+          change: changed
+          critical: true
+          target: /usr/bin
+          policy_id: 0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e
+          rule_id: 9f8e7d6c5b4a39281706f5e4d3c2b1a0
+          details:
+            - field: sha256
+              baseline: 3f0b2a3b9c1e0d4f5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b
+              current: 8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b
+          error: null
     passed:
       description: Whether the server may be admitted.
       type: bool

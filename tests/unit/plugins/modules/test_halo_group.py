@@ -180,3 +180,47 @@ def test_a_service_that_ignores_scan_interval_fails_the_task_instead_of_reportin
     fake_halo.on("GET", "/v1/groups/gc", (200, {"group": CLEAN}))
     result, failed = run_module(halo_group, dict(auth, name="ProdWebClean", scan_interval=3600))
     assert failed and "did not store scan_interval" in result["msg"], result
+
+
+# -- fim_policies -------------------------------------------------------------------------------
+FIM_POLICIES = {"fim_policies": [{"id": "f1", "name": "Core system files"}, {"id": "f2", "name": "Web content"}]}
+
+
+def test_fim_policies_are_resolved_to_ids_set_then_left_alone(auth, fake_halo, run_module):
+    fake_halo.on("GET", "/v1/groups", (200, {"groups": [ROOT, CLEAN]}))
+    fake_halo.on("GET", "/v1/fim_policies", (200, FIM_POLICIES))
+    fake_halo.on("PUT", "/v1/groups/gc", (204, None))
+    fake_halo.on("GET", "/v1/groups/gc", (200, {"group": dict(CLEAN, fim_policy_ids=["f1", "f2"])}))
+    result, failed = run_module(halo_group, dict(auth, name="ProdWebClean", fim_policies=["Core system files", "f2"]),
+                                diff=True)
+    assert not failed and result["changed"] is True, result
+    assert fake_halo.calls("PUT", "/v1/groups/gc")[0]["body"] == {"group": {"fim_policy_ids": ["f1", "f2"]}}
+    assert (result["diff"]["before"]["fim_policy_ids"], result["diff"]["after"]["fim_policy_ids"]) == (None, ["f1", "f2"])
+    fake_halo.on("GET", "/v1/groups", (200, {"groups": [ROOT, dict(CLEAN, fim_policy_ids=["f1", "f2"])]}))
+    result, failed = run_module(halo_group, dict(auth, name="ProdWebClean", fim_policies=["f1", "Web content"]))
+    assert not failed and result["changed"] is False
+    assert len(fake_halo.calls("PUT", "/v1/groups/gc")) == 1
+
+
+def test_an_empty_fim_policies_list_removes_them_and_an_unknown_one_fails_before_writing(auth, fake_halo, run_module):
+    fake_halo.on("GET", "/v1/groups", (200, {"groups": [ROOT, dict(CLEAN, fim_policy_ids=["f1"])]}))
+    fake_halo.on("GET", "/v1/fim_policies", (200, FIM_POLICIES))
+    fake_halo.on("PUT", "/v1/groups/gc", (204, None))
+    fake_halo.on("GET", "/v1/groups/gc", (200, {"group": dict(CLEAN, fim_policy_ids=[])}))
+    result, failed = run_module(halo_group, dict(auth, name="ProdWebClean", fim_policies=[]))
+    assert not failed and result["changed"] is True
+    assert fake_halo.calls("PUT", "/v1/groups/gc")[0]["body"] == {"group": {"fim_policy_ids": []}}
+    assert fake_halo.calls("GET", "/v1/fim_policies") == []  # nothing to resolve
+    result, failed = run_module(halo_group, dict(auth, name="ProdWebClean", fim_policies=["Nope"]))
+    assert failed and "no Halo FIM policy named or with id 'Nope'" in result["msg"]
+    assert "Core system files, Web content" in result["msg"]
+    assert len(fake_halo.calls("PUT", "/v1/groups/gc")) == 1
+
+
+def test_a_service_that_ignores_fim_policy_ids_fails_the_task(auth, fake_halo, run_module):
+    fake_halo.on("GET", "/v1/groups", (200, {"groups": [ROOT, CLEAN]}))
+    fake_halo.on("GET", "/v1/fim_policies", (200, FIM_POLICIES))
+    fake_halo.on("PUT", "/v1/groups/gc", (204, None))
+    fake_halo.on("GET", "/v1/groups/gc", (200, {"group": CLEAN}))
+    result, failed = run_module(halo_group, dict(auth, name="ProdWebClean", fim_policies=["f1"]))
+    assert failed and "did not store fim_policy_ids" in result["msg"], result
