@@ -1,29 +1,37 @@
 """`make demo` (python -m halodev.demo): Application Membership Control end to end on real hosts.
 
-With root and network namespaces: three lab hosts (web1, web2, app1; halodev.lab) and a
-grid on the lab's controller address, then these steps with the collection's playbooks
+With root and network namespaces: five lab hosts (web1 to web4, app1; halodev.lab) and a
+grid on the lab's controller address that has imported a vulnerability feed (two published
+Debian advisories, `halogrid feed import`), then these steps with the collection's playbooks
 (halodev.workloads runs them):
 
   1-3   playbooks/lab.yml          groups, configuration policy, firewall policy on
                                    CriticalApplication (drop ProdWebDirty, accept ProdWebClean)
-  4-7   workloads.yml              harden web1, let root log in on web2, the agent on app1
-                                   (role halo_agent) and app1 into CriticalApplication
+  4-7   workloads.yml              harden web1, web3 and web4, let root log in on web2, an
+                                   openssh-server with CVE-2024-6387 in web3's package database,
+                                   the agent on app1 (role halo_agent), app1 into CriticalApplication
   8-9   playbooks/provision.yml -e halo_provision_admit=false
-                                   the agent with the tag NewDirty on web1 and web2; both
+                                   the agent with the tag NewDirty on web1 to web4; all
                                    register into ProdWebDirty
-  10    ping matrix: neither web host reaches app1 (app1's agent applies the firewall)
-  11    playbooks/provision.yml    the same playbook again, now admitting: the role changes
-                                   nothing, the scan passes web1 only, web1 moves to ProdWebClean
-        ping matrix: web1 reaches app1, web2 still does not; web2's failed rules.
-  12    drift.yml                  web1 drifts: root may log in over ssh again
-  13    playbooks/demote.yml       web1's scan is no longer clean: back to ProdWebDirty, and
-                                   app1 drops it again; web1's failed rule.
+  10    integrity.yml              a FIM policy (/usr/bin, /usr/sbin, /etc/passwd) on
+                                   ProdWebDirty and a baseline of each host there
+  11    tamper.yml                 bytes appended to /usr/bin/ls on web4
+  12    ping matrix: no web host reaches app1 (app1's agent applies the firewall)
+  13    playbooks/provision.yml -e halo_admission_scan_modules=[sca, svm, fim]
+                                   the same playbook again, now admitting: the role changes
+                                   nothing, web1 passes all three scans and moves to
+                                   ProdWebClean; sca keeps web2, svm web3, fim web4
+        ping matrix: web1 reaches app1, the others still do not; why each was kept.
+  14    drift.yml                  web1 drifts: root may log in over ssh again
+  15    playbooks/demote.yml       web1's scan is no longer clean: back to ProdWebDirty, and
+                                   app1 drops it again; web1's failed rule; a summary.
 
 Without them (not root, no `ip netns`, ...) it says why and falls back to agents scanning
 prepared root trees. Everything it starts (lab hosts, grid, agents) it stops, also on failure
 or Ctrl-C; logs stay in .demo/.
 """
 
+import json
 import os
 import shutil
 import signal
@@ -77,50 +85,73 @@ def print_matrix(lab, columns):
         print("  %-*s  %s" % (len(label), host, "".join("%-30s" % cell for cell in cells)))
 
 
+BLOCKED = dict.fromkeys(workloads.WEB_HOSTS, False)
+ADMITTED = dict(BLOCKED, web1=True)  # exactly the host that passes every scan
+
+
 def lab_demo():
     workdir = WORKDIR / "lab"
     started = time.monotonic()
     with workloads.WorkloadLab(workdir, echo=True) as lab:
         banner("lab hosts %s; grid %s" % (", ".join("%s=%s" % item for item in lab.hosts.items()), lab.grid.url))
+        print("  halogrid feed import %s: %d advisories" % (os.path.relpath(workloads.FEED, REPO),
+                                                           lab.feed["advisories"]))
 
         def step(title, path, *args):
             banner("%s: ansible-playbook %s" % (title, " ".join((os.path.relpath(path, REPO),) + args)))
+            step_started = time.monotonic()
             run = lab.playbook(path, *args)
             if run.rc != 0:
                 raise SystemExit("%s failed (rc %d)" % (path, run.rc))
+            print("  (%.1f s)" % (time.monotonic() - step_started))
 
         step("steps 1-3, groups and policies", "playbooks/lab.yml")
         step("steps 4-7, the workloads and the application", workloads.WORKLOADS)
         step("steps 8-9, the agent with the tag NewDirty on the new web hosts",
              "playbooks/provision.yml", "-e", "halo_provision_admit=false")
-        before = ("before admission", lab.membership(), lab.wait_for_pings({"web1": False, "web2": False}))
-        banner("step 10, both new hosts wait in staging; app1's firewall drops them")
+        step("step 10, a FIM policy on the staging group and a baseline of each host there",
+             workloads.INTEGRITY)
+        step("step 11, web4 is tampered with after its baseline", workloads.TAMPER)
+        before = ("before admission", lab.membership(), lab.wait_for_pings(BLOCKED))
+        banner("step 12, the new hosts wait in staging; app1's firewall drops them")
         print_matrix(lab, [before])
 
-        step("step 11, admission of exactly the new hosts", "playbooks/provision.yml")
-        after = ("after admission", lab.membership(), lab.wait_for_pings({"web1": True, "web2": False}))
+        step("step 13, admission of exactly the new hosts: configuration, vulnerable packages, file integrity",
+             "playbooks/provision.yml", "-e", json.dumps({"halo_admission_scan_modules": ["sca", "svm", "fim"]}))
+        after = ("after admission", lab.membership(), lab.wait_for_pings(ADMITTED))
 
         banner("the outcome (app1 in %s)" % after[1]["app1"])
         print_matrix(lab, [before, after])
-        print("\n  web2 stays in %s; its failed rules:" % after[1]["web2"])
-        for rule in lab.failed_rules("web2"):
-            print("    - " + rule)
-        if (before[2], after[2]) != ({"web1": False, "web2": False}, {"web1": True, "web2": False}):
-            raise SystemExit("the firewall did not behave as described above (logs in %s)" % workdir)
+        kept = {"web2": ("kept by sca, its failed rules", lab.failed_rules("web2")),
+                "web3": ("kept by svm, its vulnerable packages", lab.vulnerable_packages("web3")),
+                "web4": ("kept by fim, its files changed since the baseline", lab.changed_files("web4"))}
+        for host, (what, reasons) in kept.items():
+            print("\n  %s stays in %s; %s:" % (host, after[1][host], what))
+            for reason in reasons:
+                print("    - " + reason)
+        if (before[2], after[2]) != (BLOCKED, ADMITTED) or not all(reasons for _, reasons in kept.values()):
+            raise SystemExit("the admission or the firewall did not behave as described above (logs in %s)"
+                             % workdir)
 
         # Membership must stay true after admission: web1 drifts and goes back to staging.
-        step("step 12, web1 drifts: root may log in over ssh again", workloads.DRIFT)
-        step("step 13, demotion of the production hosts whose scan is no longer clean",
+        step("step 14, web1 drifts: root may log in over ssh again", workloads.DRIFT)
+        step("step 15, demotion of the production hosts whose scan is no longer clean",
              "playbooks/demote.yml")
-        demoted = ("after web1 drifted", lab.membership(),
-                   lab.wait_for_pings({"web1": False, "web2": False}))
+        demoted = ("after web1 drifted", lab.membership(), lab.wait_for_pings(BLOCKED))
         banner("demotion: web1 is back in %s" % demoted[1]["web1"])
         print_matrix(lab, [before, after, demoted])
         print("\n  web1's failed rules now:")
         for rule in lab.failed_rules("web1"):
             print("    - " + rule)
-        if demoted[1]["web1"] != "ProdWebDirty" or demoted[2] != {"web1": False, "web2": False}:
+        if demoted[1]["web1"] != "ProdWebDirty" or demoted[2] != BLOCKED:
             raise SystemExit("web1 was not demoted and blocked from app1 (logs in %s)" % workdir)
+
+        banner("summary: who was admitted, who was kept, and why")
+        print("  web1  passed sca, svm and fim: promoted to %s; after it drifted, demoted to %s (%s)"
+              % (after[1]["web1"], demoted[1]["web1"], "; ".join(lab.failed_rules("web1"))))
+        for host, (what, reasons) in kept.items():
+            print("  %s  %s: %s" % (host, what.split(",")[0], reasons[0] if len(reasons) == 1
+                                    else "%d findings (%s, ...)" % (len(reasons), reasons[0])))
     banner("done in %.1fs; lab hosts and grid stopped (logs in %s)" % (time.monotonic() - started, workdir))
 
 

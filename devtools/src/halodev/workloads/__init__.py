@@ -1,17 +1,17 @@
 """Application Membership Control on real lab hosts, shared by `make demo` and
 tests/integration/test_e2e_lab.py.
 
-Three lab hosts (web1, web2, app1; halodev.lab) and a real grid listening on the lab's
+Five lab hosts (web1 to web4 and app1; halodev.lab) and a real grid listening on the lab's
 controller address, so that the hosts' agents reach it and Ansible reaches the hosts over
-ssh. The steps are the collection's own playbooks plus WORKLOADS and DRIFT (this package's
-playbooks, the lab's scaffolding); this module only starts things, runs playbooks and looks
-at the hosts:
+ssh; the grid has imported FEED (vulnerable packages). The steps are the collection's own
+playbooks plus WORKLOADS, INTEGRITY, TAMPER and DRIFT (this package's playbooks, the lab's
+scaffolding); this module only starts things, runs playbooks and looks at the hosts:
 
     with WorkloadLab(workdir) as lab:
         lab.playbook("playbooks/lab.yml")
         lab.playbook(WORKLOADS)
         lab.playbook("playbooks/provision.yml", "-e", "halo_provision_admit=false")
-        lab.wait_for_pings({"web1": False, "web2": False})
+        lab.wait_for_pings({"web1": False, "web2": False, "web3": False, "web4": False})
 
 Everything it starts (lab hosts, grid) is stopped on leaving the `with`, also on failure.
 """
@@ -32,18 +32,31 @@ from halodev.lab.labctl import Lab
 from halodev.launchers import GridProcess
 
 HERE = Path(__file__).resolve().parent
-# Steps 4-7: harden web1, let root log in on web2, the agent on app1 in CriticalApplication.
+# Steps 4-7: harden web1, web3 and web4, let root log in on web2, an openssh-server with a
+# known CVE on web3, the agent on app1 in CriticalApplication.
 WORKLOADS = HERE / "workloads.yml"
+# After provisioning: a FIM policy on the staging group and a baseline of each host there.
+INTEGRITY = HERE / "integrity.yml"
+# Then a binary of web4 changes (what the admission's fim scan must catch).
+TAMPER = HERE / "tamper.yml"
 # An admitted web host drifts: root may log in over ssh again (what demote.yml must catch).
 DRIFT = HERE / "drift.yml"
+# The vulnerability feed the grid imports at start (`halogrid feed import`): two published
+# Debian advisories in OSV form, the grid's own svm test feed (its README says where from).
+FEED = REPO / "grid" / "tests" / "fixtures" / "osv" / "debian-dsa.json"
 
 BIN = Path(sys.executable).parent
-WEB_HOSTS = ("web1", "web2")  # the new workloads: web1 is hardened, web2 is not
+# The new workloads: web1 passes every scan, web2 fails its configuration scan, web3 has a
+# vulnerable package, web4 has a binary changed after its FIM baseline.
+WEB_HOSTS = ("web1", "web2", "web3", "web4")
 APP_HOST = "app1"  # the application in CriticalApplication
 INVENTORY_GROUPS = {
     "halo_new_hosts": list(WEB_HOSTS),  # what playbooks/provision.yml provisions
-    "lab_compliant": ["web1"],
+    "lab_hardened": ["web1", "web3", "web4"],  # pass the configuration policy
+    "lab_compliant": ["web1"],  # pass every scan (drift.yml makes it drift)
     "lab_noncompliant": ["web2"],
+    "lab_vulnerable": ["web3"],
+    "lab_tampered": ["web4"],
     "lab_application": [APP_HOST],
 }
 # What the hardened host needs that this machine's root does not have (staged once).
@@ -96,7 +109,7 @@ class PlaybookRun:
 
 
 class WorkloadLab:
-    """Lab hosts web1, web2, app1 and a grid on the lab's controller address."""
+    """Lab hosts web1 to web4 and app1, and a grid on the lab's controller address with FEED imported."""
 
     def __init__(self, workdir, echo=False, deb_cache=DEB_CACHE):
         self.workdir = Path(workdir)
@@ -114,6 +127,7 @@ class WorkloadLab:
             shutil.rmtree(self.workdir / "grid", ignore_errors=True)  # a fresh database: no hosts of earlier runs
             self.grid = GridProcess(self.workdir / "grid", host=self.lab.controller_ip, log_level="warning")
             self.grid.start()
+            self.feed = json.loads(self.grid.cli("feed", "import", "--json", str(FEED)))
             self.key_id, self.secret = self.grid.create_api_key()
             self.api = self.grid.api(self.key_id, self.secret)
             # Secrets reach ansible-playbook in a private file, not on its command line.
@@ -173,9 +187,32 @@ class WorkloadLab:
 
     def failed_rules(self, hostname):
         """Names of the rules that failed in the host's latest configuration scan."""
-        server = next(s for s in self.api.servers() if s["hostname"] == hostname)
-        scan = self.api.ok("GET", "/v1/servers/%s/sca" % server["id"])["scan"]
+        scan = self.latest_scan(hostname, "sca")
         return sorted(finding["rule_name"] for finding in scan["findings"] if finding["status"] != "good")
+
+    def latest_scan(self, hostname, module):
+        """The host's latest finished scan of `module` (sca, svm, fim), from the Halo API."""
+        server = next(s for s in self.api.servers() if s["hostname"] == hostname)
+        return self.api.ok("GET", "/v1/servers/%s/%s" % (server["id"], module))["scan"]
+
+    def vulnerable_packages(self, hostname):
+        """The vulnerable packages of the host's latest svm scan, one line each: package,
+        installed version, CVEs, advisories and the fixed version."""
+        return ["%s %s: %s (%s), fixed in %s" % (
+                    f["package_name"], f["package_version"],
+                    ", ".join(c["cve_entry"] for c in f["cve_entries"]),
+                    ", ".join(a["id"] for a in f["advisories"]), f["fixed_version"] or "no fixed version")
+                for f in self.latest_scan(hostname, "svm")["findings"] if f["status"] == "bad"]
+
+    def changed_files(self, hostname):
+        """The objects of the host's latest fim scan that differ from its baseline, one line
+        each: path, how it changed and each field's baseline and current value."""
+        def short(value):
+            return value[:12] + "..." if isinstance(value, str) and len(value) == 64 else value
+
+        return ["%s %s%s" % (f["file"], f["change"], "".join(
+                    "; %s %s -> %s" % (d["field"], short(d["baseline"]), short(d["current"])) for d in f["details"]))
+                for f in self.latest_scan(hostname, "fim")["findings"] if f["status"] == "bad"]
 
     def ping(self, source, target=APP_HOST):
         """Does one ping from `source` to `target` get an answer within a second?"""
