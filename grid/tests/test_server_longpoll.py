@@ -110,10 +110,12 @@ class PollThread:
 
 
 def _background(frame) -> bool:
-    """A frame of the grid's own background rounds: the sweeps (app._sweep_steps: missing
-    servers, deadlines, scheduled scans) and the contact log's writes (contact.py), which
-    run whatever the agents do."""
-    return frame.name == "_sweep_steps" or frame.filename.endswith("halogrid/contact.py")
+    """A frame of the grid's own background rounds: the sweeps (app.sweep_round, which on
+    PostgreSQL takes and gives back an advisory lock, and app._sweep_steps: missing servers,
+    deadlines, scheduled scans) and the contact log's writes (contact.py), which run whatever
+    the agents do."""
+    return frame.name in ("sweep_round", "_sweep_steps") or \
+        frame.filename.endswith("halogrid/contact.py")
 
 
 @contextlib.contextmanager
