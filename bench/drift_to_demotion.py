@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import random
-import signal
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,7 @@ import yaml
 import benchlib  # noqa: E402
 from halodev import trees  # noqa: E402
 from halodev.launchers import AgentProcess, GridProcess  # noqa: E402
+from halodev.launchers import kill_group  # noqa: E402
 
 REPO = benchlib.REPO
 BIN = Path(sys.executable).parent
@@ -152,13 +152,8 @@ class Rulebook:
         return time.monotonic() - started
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        if self.proc is not None:
+            kill_group(self.proc, timeout=15)
         self.proc = None
 
 

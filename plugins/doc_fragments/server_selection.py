@@ -8,7 +8,7 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    # SERVER_SELECTION_ARGUMENT_SPEC in plugins/module_utils/halo_module.py.
+    # SERVER_SELECTORS_ARGUMENT_SPEC in plugins/module_utils/halo_module.py.
     DOCUMENTATION = r"""
 options:
   group:
@@ -30,6 +30,14 @@ options:
     description:
       - Select servers with this server label.
     type: str
+notes:
+  - Selectors combine; a server must match all of those given.
+"""
+
+    # With DOCUMENTATION, for the modules whose O(state) selects servers
+    # (SERVER_SELECTION_ARGUMENT_SPEC); a module with a state of its own leaves it out.
+    STATE = r"""
+options:
   state:
     description:
       - Select servers in these states.
@@ -37,6 +45,4 @@ options:
     elements: str
     choices: [active, missing, deactivated]
     default: [active]
-notes:
-  - Selectors combine; a server must match all of those given.
 """

@@ -5,12 +5,11 @@
 # Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
 # Do not use this from other collections or standalone plugins/modules!
 """The verdict of a file integrity (fim) scan: every object added, removed or changed since the
-server's baseline keeps the server; a scan that compared nothing, or failed (no baseline), is
-no verdict."""
+server's baseline keeps the server; a scan that compared nothing is no verdict (one that failed,
+for want of a baseline, is judged with every scan in halo_scanning)."""
 
 from __future__ import annotations
 
-_FINISHED = ("completed_clean", "completed_with_errors", "failed")
 # What an added or removed object is, as the expected and actual values of its one check.
 _PRESENCE = {"added": ("absent", "present"), "removed": ("present", "absent")}
 
@@ -74,39 +73,28 @@ def _check(entry, field, expected, actual):
     }
 
 
-def judge_fim(result, scan):
-    """Judge a fim ``scan`` into ``result``: passed, kept (changed files) or no verdict.
+def fim_findings(scan):
+    """What a fim scan found, as fields of its result: the changed files, and the same as
+    failed rules."""
+    files = changed_files(scan)
+    return {"failed_rules": file_rules(files), "changed_files": files}
+
+
+def fim_verdict(scan, found):
+    """The verdict of a finished fim scan that did not fail (halo_scanning.judge_scan judges the
+    others), as fields of its result: passed, kept (changed files) or no verdict.
 
     The counts and the findings are both read and the worse of the two counts, so a service
     whose counts and findings disagree cannot admit a server by them."""
-    files = changed_files(scan)
+    files = found["changed_files"]
     critical = max(scan.get("critical_findings_count") or 0, sum(1 for entry in files if entry["critical"]))
     other = max(scan.get("non_critical_findings_count") or 0, sum(1 for entry in files if not entry["critical"]))
-    result.update(
-        scan_id=scan.get("id"),
-        status=scan.get("status"),
-        critical_findings_count=scan.get("critical_findings_count"),
-        non_critical_findings_count=scan.get("non_critical_findings_count"),
-        ok_findings_count=scan.get("ok_findings_count"),
-        completed_at=scan.get("completed_at"),
-        failed_rules=file_rules(files),
-        changed_files=files,
-        passed=False,
-    )
-    status = scan.get("status")
-    if status not in _FINISHED:
-        result.update(error=True, msg="the scan is %s, not finished" % status)
-    elif status == "failed":
-        # No baseline, no policy, a lost chunk: the grid says which; never a pass.
-        result.update(error=True, msg="the scan failed on the server: %s" % (scan.get("result") or "no reason given"))
-    elif critical or other:
-        result["msg"] = "%d file(s) changed since the baseline (%d critical)" % (critical + other, critical)
-    elif status != "completed_clean":
-        result.update(error=True, msg="the scan is %s but names no changed file" % status)
-    elif not scan.get("ok_findings_count"):
+    if critical or other:
+        return {"msg": "%d file(s) changed since the baseline (%d critical)" % (critical + other, critical)}
+    if scan.get("status") != "completed_clean":
+        return {"error": True, "msg": "the scan is %s but names no changed file" % scan.get("status")}
+    if not scan.get("ok_findings_count"):
         # A clean scan has no findings at all; only the count of unchanged objects proves it looked.
-        result.update(error=True, msg="the fim scan compared no file with a baseline (do the FIM policy's targets "
-                                      "exist on the server?); a scan that checked nothing is not a pass")
-    else:
-        result["passed"] = True
-    return result
+        return {"error": True, "msg": "the fim scan compared no file with a baseline (do the FIM policy's targets "
+                                      "exist on the server?); a scan that checked nothing is not a pass"}
+    return {"passed": True}

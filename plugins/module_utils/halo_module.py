@@ -26,15 +26,19 @@ from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import 
 
 SERVER_STATES = ["active", "missing", "deactivated"]
 
-# Options that pick servers; documented in the ``cloudpassage.halo.server_selection`` fragment.
-SERVER_SELECTION_ARGUMENT_SPEC = dict(
+# Options that pick servers; documented in the ``cloudpassage.halo.server_selection`` fragment,
+# and ``state`` in its ``state`` section (a module whose ``state`` is its own takes the selectors only).
+SERVER_SELECTORS_ARGUMENT_SPEC = dict(
     group=dict(type="str"),
     server_ids=dict(type="list", elements="str"),
     hostname=dict(type="str"),
     server_label=dict(type="str"),
+)
+SERVER_SELECTION_ARGUMENT_SPEC = dict(
+    SERVER_SELECTORS_ARGUMENT_SPEC,
     state=dict(type="list", elements="str", choices=SERVER_STATES, default=["active"]),
 )
-SELECTORS = ("group", "server_ids", "hostname", "server_label")
+SELECTORS = tuple(SERVER_SELECTORS_ARGUMENT_SPEC)
 
 
 class HaloBaseModule(AnsibleModule):
@@ -127,6 +131,13 @@ def select_servers(client, params, require_selector=True):
     if group is not None:
         servers = [server for server in servers if server.get("group_id") == group["id"]]
     return sorted(servers, key=lambda server: (server.get("hostname") or "", server.get("id") or ""))
+
+
+def server_entry(server, **fields):
+    """A server as a module's result lists it: its id and host name, then ``fields``."""
+    entry = {"server_id": server["id"], "hostname": server.get("hostname")}
+    entry.update(fields)
+    return entry
 
 
 def no_log_values(argument_spec, params):

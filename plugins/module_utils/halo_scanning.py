@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import HaloClientError, HaloOutcomeUnknownError
-from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_fim import judge_fim
-from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_svm import SVM_FAIL_ON, judge_svm
+from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_fim import fim_findings, fim_verdict
+from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_svm import SVM_FAIL_ON, svm_findings, svm_verdict
 
 # Halo scan modules (the API's ``module``: sca, svm, ...), aliases included, and the path their
 # latest results live under.
@@ -108,12 +109,34 @@ def _base_result(server):
     }
 
 
-def _with_scan(result, scan, svm_fail_on="critical"):
-    """Judge ``scan`` into ``result``: passed, kept (bad findings), or no verdict (``error``)."""
-    if scan.get("module") in ("svm", "sva"):  # installed packages, not rules (halo_svm.py)
-        return judge_svm(result, scan, svm_fail_on)
-    if scan.get("module") == "fim":  # objects changed since the baseline, not rules (halo_fim.py)
-        return judge_fim(result, scan)
+def sca_findings(scan):
+    """What a configuration (sca) scan found, as fields of its result: the rules that did not pass."""
+    return {"failed_rules": failed_rules(scan)}
+
+
+def sca_verdict(scan, found):
+    """The verdict of a finished sca scan that did not fail, as fields of its result: passed
+    only with a clean status, no bad finding and evidence that a rule was evaluated."""
+    if not scan_verdict(scan):
+        return {}
+    reason = missing_evidence(scan)
+    return {"error": True, "msg": reason} if reason else {"passed": True}
+
+
+def judge_scan(result, scan, svm_fail_on="critical"):
+    """Judge ``scan`` into ``result``: passed, kept (bad findings), or no verdict (``error``).
+
+    A scan that has not finished or failed on the server is no verdict whatever its module;
+    what a finished scan found, and whether that keeps the server, depends on its module:
+    installed packages (halo_svm.py), objects changed since the baseline (halo_fim.py) or
+    rules (sca, and any other module)."""
+    module = SCAN_MODULES.get(scan.get("module"))
+    if module == "svm":
+        found, verdict = svm_findings(scan), partial(svm_verdict, fail_on=svm_fail_on)
+    elif module == "fim":
+        found, verdict = fim_findings(scan), fim_verdict
+    else:
+        found, verdict = sca_findings(scan), sca_verdict
     result.update(
         scan_id=scan.get("id"),
         status=scan.get("status"),
@@ -121,17 +144,17 @@ def _with_scan(result, scan, svm_fail_on="critical"):
         non_critical_findings_count=scan.get("non_critical_findings_count"),
         ok_findings_count=scan.get("ok_findings_count"),
         completed_at=scan.get("completed_at"),
-        failed_rules=failed_rules(scan),
-        passed=scan_verdict(scan),
+        passed=False,
+        **found
     )
-    if result["passed"]:
-        reason = missing_evidence(scan)
-        if reason:
-            result.update(passed=False, error=True, msg=reason)
-    elif scan.get("status") not in FINISHED_SCAN_STATES:
-        result.update(error=True, msg="the scan is %s, not finished" % scan.get("status"))
-    elif scan.get("status") == "failed":
+    status = scan.get("status")
+    if status not in FINISHED_SCAN_STATES:
+        result.update(error=True, msg="the scan is %s, not finished" % status)
+    elif status == "failed":
+        # No policy, no baseline, a lost chunk: the service says which; never a pass.
         result.update(error=True, msg="the scan failed on the server: %s" % (scan.get("result") or "no reason given"))
+    else:
+        result.update(verdict(scan, found))
     return result
 
 
@@ -198,7 +221,7 @@ class Scanner:
                 result.update(status="not_scanned",
                               msg="no %s scan stored for this server yet; check mode starts none" % self.scan_module)
             else:
-                _with_scan(result, scan, self.svm_fail_on)
+                judge_scan(result, scan, self.svm_fail_on)
                 result["msg"] = result["msg"] or "latest stored scan; no new scan was started (check mode)"
             results.append(result)
         return results
@@ -345,7 +368,7 @@ class Scanner:
         if mismatch:
             return _no_verdict(state.result, "unlinked", "scan %s named by command %s belongs elsewhere (%s differs)"
                                % (scan.get("id"), command["id"], ", ".join(mismatch)))
-        return _with_scan(state.result, scan, self.svm_fail_on)
+        return judge_scan(state.result, scan, self.svm_fail_on)
 
     def _judge_scans_since(self, state, command):
         """Without a link, every scan of the server since the command was created is judged and
@@ -355,7 +378,7 @@ class Scanner:
                  if scan.get("status") in FINISHED_SCAN_STATES]
         if not scans:
             return None
-        judged = [_with_scan(dict(state.result), self.client.get_scan(scan["id"]) or scan, self.svm_fail_on)
+        judged = [judge_scan(dict(state.result), self.client.get_scan(scan["id"]) or scan, self.svm_fail_on)
                   for scan in scans]
         judged.sort(key=lambda entry: (entry["passed"], not entry["error"]))
         return judged[0]

@@ -10,7 +10,6 @@ kept, by default only for critical ones (``svm_fail_on``)."""
 from __future__ import annotations
 
 SVM_FAIL_ON = ("critical", "any")
-_FINISHED = ("completed_clean", "completed_with_errors", "failed")
 
 
 def vulnerable_packages(scan):
@@ -55,39 +54,29 @@ def package_rules(packages):
     return rules
 
 
-def judge_svm(result, scan, fail_on="critical"):
-    """Judge an svm ``scan`` into ``result``: passed, kept (vulnerable packages) or no verdict.
+def svm_findings(scan):
+    """What an svm scan found, as fields of its result: the vulnerable packages, and the same as
+    failed rules."""
+    packages = vulnerable_packages(scan)
+    return {"failed_rules": package_rules(packages), "vulnerable_packages": packages}
+
+
+def svm_verdict(scan, found, fail_on="critical"):
+    """The verdict of a finished svm scan that did not fail (halo_scanning.judge_scan judges the
+    others), as fields of its result: passed, kept (vulnerable packages) or no verdict.
 
     The counts and the findings are both read and the worse of the two counts: a service
     whose counts and findings disagree cannot admit a server by it."""
-    packages = vulnerable_packages(scan)
+    packages = found["vulnerable_packages"]
     findings = scan.get("findings")
     critical = max(scan.get("critical_findings_count") or 0, sum(1 for p in packages if p["critical"]))
     other = max(scan.get("non_critical_findings_count") or 0, sum(1 for p in packages if not p["critical"]))
-    result.update(
-        scan_id=scan.get("id"),
-        status=scan.get("status"),
-        critical_findings_count=scan.get("critical_findings_count"),
-        non_critical_findings_count=scan.get("non_critical_findings_count"),
-        ok_findings_count=scan.get("ok_findings_count"),
-        completed_at=scan.get("completed_at"),
-        failed_rules=package_rules(packages),
-        vulnerable_packages=packages,
-        passed=False,
-    )
-    status = scan.get("status")
-    if status not in _FINISHED:
-        result.update(error=True, msg="the scan is %s, not finished" % status)
-    elif status == "failed":
-        result.update(error=True, msg="the scan failed on the server: %s" % (scan.get("result") or "no reason given"))
-    elif not (critical or other or scan.get("ok_findings_count")) or (findings is not None and not findings):
-        result.update(error=True, msg="the svm scan listed no installed package; a scan that checked nothing is not a pass")
-    elif critical:
-        result["msg"] = "%d package(s) with critical vulnerabilities" % critical
-    elif other and fail_on == "any":
-        result["msg"] = "%d vulnerable package(s), none critical (svm_fail_on=any keeps them)" % other
-    else:
-        result["passed"] = True
-        if other:
-            result["msg"] = "%d vulnerable package(s), none critical: allowed by svm_fail_on=critical" % other
-    return result
+    if not (critical or other or scan.get("ok_findings_count")) or (findings is not None and not findings):
+        return {"error": True, "msg": "the svm scan listed no installed package; a scan that checked nothing is not a pass"}
+    if critical:
+        return {"msg": "%d package(s) with critical vulnerabilities" % critical}
+    if other and fail_on == "any":
+        return {"msg": "%d vulnerable package(s), none critical (svm_fail_on=any keeps them)" % other}
+    if other:
+        return {"passed": True, "msg": "%d vulnerable package(s), none critical: allowed by svm_fail_on=critical" % other}
+    return {"passed": True}

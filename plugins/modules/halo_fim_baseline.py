@@ -27,6 +27,7 @@ author:
   - cloudpassage.halo contributors (@cloudpassage)
 extends_documentation_fragment:
   - cloudpassage.halo.connection
+  - cloudpassage.halo.server_selection
   - cloudpassage.halo.attributes
   - cloudpassage.halo.attributes.actiongroup_halo
 attributes:
@@ -58,24 +59,6 @@ options:
       - A task with O(rebaseline=true) always reports a change.
     type: bool
     default: false
-  group:
-    description:
-      - Select the servers of this server group, by name or id.
-    type: str
-  server_ids:
-    description:
-      - Select these servers by id.
-      - An empty list selects no server at all (never every server).
-    type: list
-    elements: str
-  hostname:
-    description:
-      - Select servers with this host name.
-    type: str
-  server_label:
-    description:
-      - Select servers with this server label.
-    type: str
   expires:
     description:
       - Days until a baseline this task takes expires (an expired baseline no longer lets a scan
@@ -102,7 +85,7 @@ options:
     type: float
     default: 2
 notes:
-  - Selectors combine; a server must match all of those given. At least one is required.
+  - At least one of O(group), O(server_ids), O(hostname) and O(server_label) is required.
   - With O(state=present) only active servers are selected (a baseline is taken by the
     running agent); with O(state=absent) servers in every state are, so the baselines of a
     deactivated server can be deleted as well.
@@ -240,17 +223,15 @@ import time
 
 from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import HaloClientError
 from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_module import (
+    SELECTORS,
+    SERVER_SELECTORS_ARGUMENT_SPEC,
     SERVER_STATES,
     HaloModule,
     select_servers,
+    server_entry,
 )
 
 DONE = ("active", "failed", "expired")
-
-
-def _entry(server, baseline=None):
-    return {"server_id": server["id"], "hostname": server.get("hostname"),
-            "baseline_id": baseline.get("id") if baseline else None}
 
 
 def _newest(baselines):
@@ -260,7 +241,7 @@ def _newest(baselines):
 
 def select(client, params, state):
     # ``state`` is the baseline's here, so the servers' states are chosen by it (see notes).
-    selection = dict((key, params[key]) for key in ("group", "server_ids", "hostname", "server_label"))
+    selection = dict((key, params[key]) for key in SELECTORS)
     selection["state"] = ["active"] if state == "present" else SERVER_STATES
     return select_servers(client, selection)
 
@@ -283,7 +264,7 @@ def ensure_present(module, policy, servers, by_server):
         elif own:
             # Retake the newest (failed, expired, or rebaseline asked): one baseline per server and policy.
             baseline = _newest(active or pending or own)
-            result["rebaselined"].append(_entry(server, baseline))
+            result["rebaselined"].append(server_entry(server, baseline_id=baseline.get("id")))
             if module.check_mode:
                 kept.append((server, baseline))
             else:
@@ -292,7 +273,7 @@ def ensure_present(module, policy, servers, by_server):
                                                 params["expires"], params["comment"])
                 waiting.append((server, retaken))
         else:
-            entry = _entry(server)
+            entry = server_entry(server, baseline_id=None)
             result["created"].append(entry)
             if not module.check_mode:
                 client.require_write_scope()
@@ -346,7 +327,7 @@ def ensure_absent(module, policy, servers, by_server):
     result = {"created": [], "rebaselined": [], "deleted": [], "baselines": []}
     for server in servers:
         for baseline in by_server.get(server["id"], []):
-            result["deleted"].append(_entry(server, baseline))
+            result["deleted"].append(server_entry(server, baseline_id=baseline.get("id")))
             result["baselines"].append(baseline)
             if not module.check_mode:
                 client.require_write_scope()
@@ -371,23 +352,19 @@ def manage(module):
 
 
 def main():
-    module = HaloModule(
-        argument_spec=dict(
-            policy=dict(type="str", required=True),
-            state=dict(type="str", choices=["present", "absent"], default="present"),
-            rebaseline=dict(type="bool", default=False),
-            group=dict(type="str"),
-            server_ids=dict(type="list", elements="str"),
-            hostname=dict(type="str"),
-            server_label=dict(type="str"),
-            expires=dict(type="int"),
-            comment=dict(type="str"),
-            wait=dict(type="bool", default=True),
-            wait_timeout=dict(type="int", default=300),
-            poll_interval=dict(type="float", default=2),
-        ),
-        supports_check_mode=True,
+    # ``state`` is the baselines' own, so only the selectors are shared (see select()).
+    argument_spec = dict(SERVER_SELECTORS_ARGUMENT_SPEC)
+    argument_spec.update(
+        policy=dict(type="str", required=True),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        rebaseline=dict(type="bool", default=False),
+        expires=dict(type="int"),
+        comment=dict(type="str"),
+        wait=dict(type="bool", default=True),
+        wait_timeout=dict(type="int", default=300),
+        poll_interval=dict(type="float", default=2),
     )
+    module = HaloModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     errors = []
     if params["wait_timeout"] < 1:

@@ -190,7 +190,11 @@ from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import 
     find_by_name,
     find_by_name_or_id,
 )
-from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_module import SERVER_STATES, HaloModule
+from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_module import (
+    SERVER_STATES,
+    HaloModule,
+    server_entry,
+)
 
 # The group fields this module manages, as the API names them.
 MANAGED_FIELDS = ("name", "description", "tag", "parent_id", "policy_ids", "fim_policy_ids",
@@ -283,8 +287,7 @@ def ensure_absent(module, group, groups):
         destination = find_by_name_or_id(groups, params["move_servers_to"], "server group", "groups")
         if destination["id"] == group["id"]:
             raise HaloClientError("move_servers_to names the group being deleted")
-    result["moved_servers"] = [{"server_id": server["id"], "hostname": server.get("hostname")}
-                               for server in servers]
+    result["moved_servers"] = [server_entry(server) for server in servers]
     if not module.check_mode:
         client.require_write_scope()
         if destination is not None:

@@ -27,6 +27,7 @@ author:
 extends_documentation_fragment:
   - cloudpassage.halo.connection
   - cloudpassage.halo.server_selection
+  - cloudpassage.halo.server_selection.state
   - cloudpassage.halo.attributes
   - cloudpassage.halo.attributes.actiongroup_halo
 attributes:
@@ -133,6 +134,7 @@ from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_module impo
     SERVER_SELECTION_ARGUMENT_SPEC,
     HaloModule,
     select_servers,
+    server_entry,
 )
 
 
@@ -153,14 +155,12 @@ def move(module):
                 # Re-read just before the move: the group the caller judged it in may be stale.
                 current = client.get_server(server["id"])
                 if current.get("group_id") != source["id"]:
-                    return "left_alone", {"server_id": server["id"], "hostname": server.get("hostname"),
-                                          "group_name": current.get("group_name")}
+                    return "left_alone", server_entry(server, group_name=current.get("group_name"))
             if not module.check_mode:
                 client.move_server(server["id"], destination["id"])
         except HaloClientError as exc:
             return "failed", "%s: %s" % (server.get("hostname") or server["id"], exc)
-        return "moved", {"server_id": server["id"], "hostname": server.get("hostname"),
-                         "from_group": server.get("group_name"), "to_group": destination.get("name")}
+        return "moved", server_entry(server, from_group=server.get("group_name"), to_group=destination.get("name"))
 
     workers = max(1, min(module.params["max_workers"], len(to_move) or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -175,8 +175,7 @@ def move(module):
     result = {
         "changed": bool(moved),
         "moved": moved,
-        "unchanged": [{"server_id": server["id"], "hostname": server.get("hostname")}
-                      for server in servers if server.get("group_id") == destination["id"]],
+        "unchanged": [server_entry(server) for server in servers if server.get("group_id") == destination["id"]],
         "left_alone": left_alone,
         "destination_group": {"id": destination["id"], "name": destination.get("name")},
     }

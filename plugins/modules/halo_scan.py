@@ -32,6 +32,7 @@ author:
 extends_documentation_fragment:
   - cloudpassage.halo.connection
   - cloudpassage.halo.server_selection
+  - cloudpassage.halo.server_selection.state
   - cloudpassage.halo.attributes
   - cloudpassage.halo.attributes.actiongroup_halo
 attributes:

@@ -24,6 +24,7 @@ author:
 extends_documentation_fragment:
   - cloudpassage.halo.connection
   - cloudpassage.halo.server_selection
+  - cloudpassage.halo.server_selection.state
   - cloudpassage.halo.attributes
   - cloudpassage.halo.attributes.info_module
   - cloudpassage.halo.attributes.actiongroup_halo

@@ -122,41 +122,36 @@ def test_kept_hosts_alone_do_not_fail_the_run_by_default(two_hosts):
 # -- checks before any scan ----------------------------------------------------------------
 
 
+def assert_admit_fails_before_any_scan(admission, words, **options):
+    """admit.yml fails saying ``words`` without starting a scan or moving a host."""
+    scans_before = admission.scan_count()
+    run = admission.playbook("admit.yml", "-e", "halo_scan_timeout=10", **options)
+    assert run.rc != 0, run
+    assert words in run.output, run
+    assert admission.scan_count() == scans_before
+    assert admission.membership() == {"web1": "ProdWebDirty", "web2": "ProdWebDirty"}
+    assert_no_secret(admission, run)
+    return run
+
+
 def test_a_read_only_key_fails_before_any_scan(two_hosts):
     key_id, secret = two_hosts.grid.create_api_key(read_only=True)
-    scans_before = two_hosts.scan_count()
-    run = two_hosts.playbook("admit.yml", "-e", "halo_scan_timeout=10",
-                             env=two_hosts.env(HALO_API_KEY=key_id, HALO_API_SECRET_KEY=secret))
-    assert run.rc != 0, run
-    assert "read-only" in run.output, run
-    assert two_hosts.scan_count() == scans_before
-    assert two_hosts.membership() == {"web1": "ProdWebDirty", "web2": "ProdWebDirty"}
+    run = assert_admit_fails_before_any_scan(two_hosts, "read-only",
+                                             env=two_hosts.env(HALO_API_KEY=key_id, HALO_API_SECRET_KEY=secret))
     assert secret not in run.output
 
 
 def test_a_source_group_without_a_configuration_policy_fails_before_any_scan(two_hosts):
     # An agent with no policy evaluates nothing and reports a clean scan: that is no verdict.
     set_policies(two_hosts, "ProdWebDirty", [])
-    scans_before = two_hosts.scan_count()
-    run = two_hosts.playbook("admit.yml", "-e", "halo_scan_timeout=10")
-    assert run.rc != 0, run
-    assert "has no configuration policy" in run.output, run
-    assert two_hosts.scan_count() == scans_before
-    assert two_hosts.membership() == {"web1": "ProdWebDirty", "web2": "ProdWebDirty"}
-    assert_no_secret(two_hosts, run)
+    assert_admit_fails_before_any_scan(two_hosts, "has no configuration policy")
 
 
 def test_a_source_group_whose_policies_have_no_active_rule_fails_before_any_scan(two_hosts):
     rules = [dict(rule, active=False) for rule in debian_rules(two_hosts)]
     switched_off = create_policy(two_hosts, "Debian, every rule switched off", rules)
     set_policies(two_hosts, "ProdWebDirty", [switched_off["id"]])
-    scans_before = two_hosts.scan_count()
-    run = two_hosts.playbook("admit.yml", "-e", "halo_scan_timeout=10")
-    assert run.rc != 0, run
-    assert "no active rule" in run.output, run
-    assert two_hosts.scan_count() == scans_before
-    assert two_hosts.membership() == {"web1": "ProdWebDirty", "web2": "ProdWebDirty"}
-    assert_no_secret(two_hosts, run)
+    assert_admit_fails_before_any_scan(two_hosts, "no active rule")
 
 
 def test_a_source_group_with_no_active_server_fails_naming_its_tag(admission):

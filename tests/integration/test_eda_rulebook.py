@@ -5,7 +5,6 @@ against the same real grid, restarted too."""
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from halodev.launchers import kill_group
 
 # The event source as ansible-rulebook loads it: from the collection (pytest.ini's pythonpath).
 from ansible_collections.cloudpassage.halo.extensions.eda.plugins.event_source import halo_events as source
@@ -70,13 +70,8 @@ class Rulebook:
         return self.log()[-6000:]
 
     def __exit__(self, *exc):
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        if self.proc is not None:
+            kill_group(self.proc, timeout=15)
 
 
 def scans_of(env, server_id):

@@ -38,7 +38,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def _kill_group(proc: subprocess.Popen, timeout: float = 5.0) -> None:
+def kill_group(proc: subprocess.Popen, timeout: float = 5.0) -> None:
     """Stop `proc` (and its process group) by PID: SIGTERM, then SIGKILL."""
     if proc.poll() is not None:
         return
@@ -68,7 +68,7 @@ def _start(cmd: List[str], log_path: Path, env: Optional[Dict[str, str]] = None
                                 env=env)
     finally:
         log.close()
-    weakref.finalize(proc, _kill_group, proc)
+    weakref.finalize(proc, kill_group, proc)
     return proc
 
 
@@ -171,7 +171,7 @@ class GridProcess:
 
     def stop(self) -> None:
         if self.proc is not None:
-            _kill_group(self.proc)
+            kill_group(self.proc)
             self.proc = None
 
     def restart(self, **changes: Any) -> "GridProcess":
@@ -355,7 +355,7 @@ class AgentProcess:
 
     def stop(self) -> None:
         if self.proc is not None:
-            _kill_group(self.proc)
+            kill_group(self.proc)
             self.proc = None
 
     def __enter__(self) -> "AgentProcess":

@@ -1,11 +1,11 @@
-"""The verdict of a fim scan (halo_fim.judge_fim, reached through halo_scanning): every file
+"""The verdict of a fim scan (halo_fim.fim_verdict, reached through halo_scanning.judge_scan): every file
 added, removed or changed keeps the host and is named with its fields; a failed scan (no
 baseline) or one that compared nothing is no verdict."""
 
 import pytest
 
-from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_fim import changed_files, file_rules, judge_fim
-from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_scanning import Scanner, _with_scan
+from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_fim import changed_files, file_rules, fim_findings, fim_verdict
+from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_scanning import Scanner, judge_scan
 
 SHA_A, SHA_B = "a" * 64, "b" * 64
 
@@ -28,7 +28,7 @@ def fim_scan(*findings, ok=10, status=None, **extra):
 
 
 def judge(scan):
-    return _with_scan({"passed": False, "error": False, "msg": ""}, scan)
+    return judge_scan({"passed": False, "error": False, "msg": ""}, scan)
 
 
 def test_an_unchanged_host_passes():
@@ -103,10 +103,13 @@ def test_no_verdict_for_a_scan_that_failed_ran_or_compared_nothing(scan, words):
     assert words in result["msg"]
 
 
-def test_judge_fim_is_what_halo_scanning_dispatches_to():
+def test_fim_verdict_is_what_halo_scanning_dispatches_to():
     details = [{"field": "sha256", "baseline": SHA_A, "current": SHA_B}]
     scan = fim_scan(finding("/etc/passwd", critical=True, details=details))
-    assert judge(scan) == judge_fim({"passed": False, "error": False, "msg": ""}, scan)
+    found = fim_findings(scan)
+    result = judge(scan)
+    assert (result["failed_rules"], result["changed_files"]) == (found["failed_rules"], found["changed_files"])
+    assert result["msg"] == fim_verdict(scan, found)["msg"] == "1 file(s) changed since the baseline (1 critical)"
 
 
 class FailingFimClient:

@@ -12,8 +12,12 @@ from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_firewall import RULE_SPEC
 from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_module import (
+    SELECTORS,
+    SERVER_SELECTION_ARGUMENT_SPEC,
+    SERVER_SELECTORS_ARGUMENT_SPEC,
     HaloBaseModule,
     no_log_values,
+    server_entry,
     wrong_shapes,
 )
 
@@ -87,3 +91,17 @@ def test_a_well_formed_argument_reaches_the_module_unchanged():
                          to=module.params["mail"]["to"])
     assert "failed" not in printed
     assert printed["lengths"] == [5, 12] and printed["to"] == ["a@b"]
+
+
+def test_a_server_entry_is_its_id_and_host_name_then_the_fields_given():
+    server = {"id": "s1", "hostname": "web1", "group_name": "ProdWebDirty"}
+    assert server_entry(server) == {"server_id": "s1", "hostname": "web1"}
+    assert server_entry(server, baseline_id=None, group_name="Quarantine") == {
+        "server_id": "s1", "hostname": "web1", "baseline_id": None, "group_name": "Quarantine"}
+    assert server_entry({"id": "s2"}) == {"server_id": "s2", "hostname": None}
+
+
+def test_the_selection_is_the_selectors_and_the_server_state():
+    assert SELECTORS == ("group", "server_ids", "hostname", "server_label")
+    assert set(SERVER_SELECTION_ARGUMENT_SPEC) == set(SELECTORS) | {"state"}
+    assert all(SERVER_SELECTION_ARGUMENT_SPEC[name] == SERVER_SELECTORS_ARGUMENT_SPEC[name] for name in SELECTORS)

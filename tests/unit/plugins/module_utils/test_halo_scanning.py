@@ -4,6 +4,7 @@ from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_api import 
 from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_scanning import (
     Scanner,
     failed_rules,
+    judge_scan,
     missing_evidence,
     scan_verdict,
 )
@@ -278,6 +279,37 @@ def test_not_applicable_findings_are_no_evidence_and_no_obstacle():
     # a good finding with an ordinary detail is evaluated, not "not applicable"
     evaluated = dict(NOT_APPLICABLE_RULE, details=[dict(NOT_APPLICABLE_RULE["details"][0], scan_status="ok")])
     assert missing_evidence(scan("completed_clean", ok=1, findings=[evaluated])) is None
+
+
+# What each scan module adds to a result besides failed_rules.
+FOUND_BY_MODULE = {"sca": (), "csm": (), "svm": ("vulnerable_packages",), "sva": ("vulnerable_packages",),
+                   "fim": ("changed_files",), "sam": ()}
+
+
+@pytest.mark.parametrize("module", sorted(FOUND_BY_MODULE))
+@pytest.mark.parametrize("status, words", [
+    ("running", "the scan is running, not finished"),
+    ("failed", "the scan failed on the server: no FIM baseline"),
+])
+def test_an_unfinished_or_failed_scan_is_no_verdict_whatever_its_module(module, status, words):
+    # Counts and a good finding that would pass a finished scan of every module.
+    stored = dict(scan(status, ok=5, findings=[GOOD_RULE]), id="scan1", module=module, result="no FIM baseline",
+                  completed_at="2026-03-01T10:15:02Z")
+    result = judge_scan({"passed": True, "error": False, "msg": ""}, stored)
+    assert (result["passed"], result["error"], result["msg"]) == (False, True, words)
+    assert (result["scan_id"], result["status"], result["ok_findings_count"], result["completed_at"]) == (
+        stored["id"], status, 5, "2026-03-01T10:15:02Z")
+    assert result["failed_rules"] == []
+    assert all(result[key] == [] for key in FOUND_BY_MODULE[module])
+
+
+@pytest.mark.parametrize("module", sorted(FOUND_BY_MODULE))
+def test_a_finished_scan_is_judged_by_its_module(module):
+    stored = dict(scan("completed_clean", ok=5, findings=[GOOD_RULE]), module=module)
+    result = judge_scan({"passed": False, "error": False, "msg": ""}, stored)
+    # A fim scan's good finding is no changed file, an svm scan's no vulnerable package: all pass.
+    assert (result["passed"], result["error"]) == (True, False)
+    assert set(FOUND_BY_MODULE[module]) <= set(result)
 
 
 def test_failed_rules_put_critical_and_bad_first():

@@ -1,9 +1,9 @@
-"""The verdict of an svm scan (halo_svm.judge_svm, reached through halo_scanning)."""
+"""The verdict of an svm scan (halo_svm.svm_verdict, reached through halo_scanning.judge_scan)."""
 
 import pytest
 
-from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_scanning import SCAN_ARGUMENT_SPEC, _with_scan
-from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_svm import judge_svm, vulnerable_packages
+from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_scanning import SCAN_ARGUMENT_SPEC, judge_scan
+from ansible_collections.cloudpassage.halo.plugins.module_utils.halo_svm import svm_findings, svm_verdict, vulnerable_packages
 
 
 def finding(name, status="good", critical=False, cves=(), fixed=None):
@@ -22,7 +22,7 @@ def svm_scan(*findings, status=None):
 
 
 def judge(scan, fail_on="critical"):
-    return _with_scan({"passed": False, "error": False, "msg": ""}, scan, fail_on)
+    return judge_scan({"passed": False, "error": False, "msg": ""}, scan, fail_on)
 
 
 def test_a_host_without_vulnerable_packages_passes():
@@ -75,4 +75,5 @@ def test_vulnerable_packages_are_sorted_critical_first():
 
 def test_the_option_defaults_to_critical():
     assert SCAN_ARGUMENT_SPEC["svm_fail_on"] == dict(type="str", default="critical", choices=["critical", "any"])
-    assert judge_svm({}, svm_scan(finding("bash")))["passed"] is True
+    scan = svm_scan(finding("bash"), finding("zlib", "bad", False))
+    assert svm_verdict(scan, svm_findings(scan))["passed"] is True
