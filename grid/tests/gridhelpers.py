@@ -1,13 +1,18 @@
-"""Helpers of the grid's tests: unique names, a fake agent speaking the protocol over plain
-HTTP, scans answered by it, and throw-away PostgreSQL databases. (Kept out of conftest.py:
-test modules import them by a name that no other test directory uses.)"""
+"""Helpers of the grid's tests: unique names, waiting for a state, a fake agent speaking the
+protocol over plain HTTP, scans answered by it, a loopback HTTP server for fake grids, and
+throw-away PostgreSQL databases. (Kept out of conftest.py: test modules import them by a name
+that no other test directory uses.)"""
 from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
+import threading
+import time
 import uuid
-from typing import Any, Dict, Tuple
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Dict, Tuple, Union
 
 import requests
 
@@ -18,6 +23,21 @@ _names = itertools.count(1)
 
 def unique(prefix: str) -> str:
     return "%s-%d" % (prefix, next(_names))
+
+
+def wait_for(what: Union[str, Callable[[], Any]], probe: Callable[[], Any],
+             timeout: float = 30.0, interval: float = 0.1) -> Any:
+    """Call `probe` until it returns something true, and return that; fail after `timeout`
+    seconds with `what` (a text, or a function giving one, such as an agent's log). A wait
+    for a state, never a sleep standing in for an assert."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for %s" % (what() if callable(what) else what))
+        time.sleep(interval)
 
 
 PG_ADMIN_URL = os.environ.get("HALOGRID_TEST_PG_URL")
@@ -102,3 +122,43 @@ def run_scan(api: GridAPI, agent: Agent, findings, status: str = "completed",
     r = agent.post("/agent/v1/commands/%s/result" % cmd["id"], body)
     assert r.status_code == 204, r.text
     return cmd, answer
+
+
+# -- fake grids: the agent's side against a tiny in-process HTTP server ---------------------
+class JsonHandler(BaseHTTPRequestHandler):
+    """A quiet request handler with JSON bodies in and out."""
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def reply(self, code: int, body: Any = None) -> None:
+        data = json.dumps(body).encode() if body is not None else b""
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def body(self) -> Any:
+        length = int(self.headers.get("Content-Length") or 0)
+        return json.loads(self.rfile.read(length) or b"null")
+
+
+class LoopbackServer:
+    """`handler` served on a free 127.0.0.1 port in a thread while the `with` block runs."""
+
+    def __init__(self, handler: type) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        # a short poll interval: shutdown() waits for it
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def __enter__(self) -> "LoopbackServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -10,15 +10,14 @@ import stat
 import subprocess
 import sys
 import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from gridhelpers import JsonHandler, LoopbackServer, wait_for
 from halodev.trees import make_compliant_tree, make_failing_tree
-from haloagent import firewall
+from haloagent import nftables
 from haloagent.agent import Agent, AgentConfig, Backoff
 
 KEY = "0123456789abcdef0123456789abcdef"
@@ -27,7 +26,7 @@ POLICIES = Path(__file__).resolve().parents[1] / "src" / "halogrid" / "policies"
 PYTHON38 = "/root/.pyenv/versions/3.8.18/bin/python3.8"  # the oldest Python the agent supports
 
 
-class FakeGrid:
+class FakeGrid(LoopbackServer):
     """Just enough of PROTOCOL.md's agent endpoints, recording what agents sent."""
 
     def __init__(self):
@@ -46,22 +45,7 @@ class FakeGrid:
         self.closing = threading.Event()
         grid = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def reply(self, code, body=None):
-                data = json.dumps(body).encode() if body is not None else b""
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def body(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                return json.loads(self.rfile.read(length) or b"null")
-
+        class Handler(JsonHandler):
             def server_id(self):
                 scheme, _, value = (self.headers.get("Authorization") or "").partition(" ")
                 server_id, _, secret = value.partition(":")
@@ -126,21 +110,11 @@ class FakeGrid:
                     return self.reply(200, {"version": grid.firewall_version, "policy": grid.firewall_policy})
                 return self.reply(404, {"error": "not found"})
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        # a short poll interval: shutdown() waits for it
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
+        super().__init__(Handler)
 
     def __exit__(self, *exc):
-        self.closing.set()
-        self.server.shutdown()
-        self.server.server_close()
+        self.closing.set()  # ends the long-polls still waiting
+        super().__exit__(*exc)
 
 
 @pytest.fixture
@@ -309,7 +283,7 @@ def test_a_command_closed_at_the_grid_does_not_stop_the_next(grid, tmp_path, roo
 
 def test_firewall_changes_are_applied_and_reported(grid, tmp_path, root, monkeypatch):
     applied = []
-    monkeypatch.setattr(firewall, "apply", lambda script, nft=None: applied.append(script))
+    monkeypatch.setattr(nftables, "apply", lambda script, nft=None: applied.append(script))
     grid.firewall_version = 7
     grid.firewall_policy = {"id": "fw", "name": "prod", "rules": [
         {"chain": "INPUT", "action": "DROP", "active": True, "position": 1,
@@ -320,10 +294,10 @@ def test_firewall_changes_are_applied_and_reported(grid, tmp_path, root, monkeyp
     assert "elements = { 198.18.0.11 }" in applied[0]
 
     def reject(script, nft=None):
-        raise firewall.FirewallError("Error: syntax error")
+        raise nftables.FirewallError("Error: syntax error")
 
-    monkeypatch.setattr(firewall, "apply", reject)
-    monkeypatch.setattr(firewall, "check", reject)  # no rule alone passes either
+    monkeypatch.setattr(nftables, "apply", reject)
+    monkeypatch.setattr(nftables, "check", reject)  # no rule alone passes either
     grid.firewall_version = 8
     assert agent(grid, tmp_path, firewall=True).run() == 0
     assert grid.firewall_statuses[-1] == {"version": 8, "status": "failed", "message": "Error: syntax error"}
@@ -350,9 +324,8 @@ def test_sigterm_stops_a_waiting_agent(grid, tmp_path, root, python):
          "--state-dir", str(tmp_path / "state"), "--root", root, "--no-firewall"],
         stderr=subprocess.PIPE, env=env)
     try:
-        deadline = time.monotonic() + 30
-        while not grid.polls and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.05)
+        wait_for("a poll or the agent's exit", lambda: grid.polls or process.poll() is not None,
+                 interval=0.05)
         assert grid.polls, "the agent never polled"
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0

@@ -15,12 +15,12 @@ import subprocess
 import tempfile
 import threading
 import tracemalloc
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
+from gridhelpers import JsonHandler, LoopbackServer
 from haloagent import fim
 from haloagent.agent import Agent, AgentConfig
 from haloagent.scan import Deadline
@@ -423,7 +423,7 @@ def test_python38_reports_the_same_objects(root):
 
 
 # -- through the agent -------------------------------------------------------------------------
-class FakeGrid:
+class FakeGrid(LoopbackServer):
     """Registration, one poll's commands, start, fim_objects and result (PROTOCOL.md)."""
 
     def __init__(self):
@@ -431,20 +431,7 @@ class FakeGrid:
         self.chunk_answers = []  # (status, error) for the next chunk posts, then 204
         grid = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def reply(self, code, body=None):
-                data = json.dumps(body).encode() if body is not None else b""
-                self.send_response(code)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def body(self):
-                return json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"null")
-
+        class Handler(JsonHandler):
             def do_POST(self):
                 parts = urlsplit(self.path).path.split("/")
                 body = self.body()
@@ -470,19 +457,7 @@ class FakeGrid:
                 commands, grid.queue = grid.queue, []
                 return self.reply(200, {"commands": commands, "firewall_version": 1})
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture

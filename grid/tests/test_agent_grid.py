@@ -2,19 +2,18 @@
 
 The agents scan prepared trees (halodev.trees) with the grid's bundled Debian policy.
 The firewall test puts a recording stand-in for `nft` first in the agent's PATH, so the
-machine's ruleset is never touched (the real nft is exercised in test_agent_firewall.py).
+machine's ruleset is never touched (the real nft is exercised in test_agent_nftables.py).
 """
 import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from gridhelpers import unique
+from gridhelpers import unique, wait_for
 from halodev.trees import make_compliant_tree, make_failing_tree
 from halodev.launchers import AgentProcess, GridProcess, make_self_signed_cert
 
@@ -27,17 +26,6 @@ def bundled_policy_id(api, name):
     policies = api.ok("GET", "/v2/policies", params={"module": "csm", "per_page": 100})["policies"]
     [policy_id] = [p["id"] for p in policies if p["name"] == name]
     return policy_id
-
-
-def wait_for(what, probe, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for %s" % what)
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -164,3 +152,17 @@ def test_the_grids_zipapp_scans_with_the_oldest_python(grid, tmp_path):
                           timeout=60, universal_newlines=True, env={"PATH": os.environ["PATH"]})
     assert done.returncode == 1, done.stderr  # the failing tree: findings, no crash
     assert json.loads(done.stdout)["critical_findings_count"] == 4
+    # one version for the wheel: the agent the grid serves is the grid's release
+    with urllib.request.urlopen(grid.url + "/healthz", timeout=30) as answer:
+        grid_version = json.loads(answer.read())["version"]
+    shown = subprocess.run([python, str(pyz), "--version"], stdout=subprocess.PIPE,
+                           universal_newlines=True, timeout=60, env={"PATH": os.environ["PATH"]})
+    assert shown.stdout.strip() == "haloagent " + grid_version
+
+
+def test_one_version_for_the_grid_and_the_agent():
+    """grid/pyproject.toml reads haloagent.__version__; halogrid reports the installed
+    distribution's. A mismatch here is an editable install older than the source: `make venv`."""
+    import halogrid
+    import haloagent
+    assert halogrid.__version__ == haloagent.__version__ != "0+unknown"

@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from gridhelpers import Agent, register, unique
+from gridhelpers import Agent, register, unique, wait_for
 from halodev.launchers import GridProcess
 
 
@@ -63,11 +63,12 @@ def test_register_keeps_valid_addresses_in_canonical_form(grid, api):
 
 def test_group_sources_hold_only_host_addresses():
     """Rows stored before registration checked addresses must not reach a firewall."""
-    from halogrid import fw
+    from halogrid import resolved_firewall
     from halogrid.models import Server
 
     def ips(primary, connecting="198.18.0.9"):
-        return fw.server_ips(Server(primary_ip_address=primary, connecting_ip_address=connecting))
+        return resolved_firewall.server_ips(
+            Server(primary_ip_address=primary, connecting_ip_address=connecting))
 
     assert ips("198.18.0.11") == ["198.18.0.11"]
     for bad in ("not-an-ip", "0.0.0.0/0", "0.0.0.0", "::", "198.18.0.0/24", None, ""):
@@ -231,6 +232,20 @@ def test_result_validation(api, grid):
             sc["ok_findings_count"]) == (0, 0, 0)
 
 
+def test_the_grid_decides_the_scan_status_not_the_agent(api, grid):
+    """An agent reports findings; a status or counts it adds to the scan are not trusted."""
+    a = register(grid)
+    cmd = api.scan(a.server_id)
+    a.poll(wait=5)
+    r = a.post("/agent/v1/commands/%s/result" % cmd["id"], {"status": "completed", "scan": {
+        "status": "completed_clean", "critical_findings_count": 0, "findings": [
+            {"rule_name": "root login", "critical": True, "status": "bad",
+             "details": [{"status": "bad", "scan_status": "ok"}]}]}})
+    assert r.status_code == 204
+    sc = api.ok("GET", "/v1/servers/%s/sca" % a.server_id)["scan"]
+    assert (sc["status"], sc["critical_findings_count"]) == ("completed_with_errors", 1)
+
+
 def test_retired_server_gets_410(api, grid):
     a = register(grid)
     api.put("/v1/servers/%s" % a.server_id, {"server": {"retire": True}})
@@ -381,10 +396,8 @@ def test_missing_then_active_again(tmp_path):
     with GridProcess(tmp_path, missing_after=1, rate_limit=0) as g:
         api = g.api()
         a = register(g)
-        deadline = time.monotonic() + 10
-        while api.ok("GET", "/v1/servers/%s" % a.server_id)["server"]["state"] != "missing":
-            assert time.monotonic() < deadline, "never went missing"
-            time.sleep(0.2)
+        wait_for("the server to go missing", lambda: api.ok(
+            "GET", "/v1/servers/%s" % a.server_id)["server"]["state"] == "missing", 10, 0.2)
         assert api.ok("GET", "/v1/servers", params={"state": "missing"})["count"] == 1
         assert api.ok("GET", "/v1/servers")["count"] == 0
         assert a.poll().status_code == 200

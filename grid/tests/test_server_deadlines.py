@@ -3,21 +3,17 @@ again leaves them `failed` with a reason, never open forever; retiring a server 
 open commands at once."""
 from __future__ import annotations
 
-import time
 
-from gridhelpers import register, run_scan
+from gridhelpers import register, run_scan, wait_for
 from halodev.launchers import GridProcess
 from sourceaddr import grid_db
 
 
 def wait_status(api, path, key, statuses, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while True:
+    def settled():
         obj = api.ok("GET", path)[key]
-        if obj["status"] in statuses:
-            return obj
-        assert time.monotonic() < deadline, "%s still %s" % (path, obj["status"])
-        time.sleep(0.2)
+        return obj if obj["status"] in statuses else None
+    return wait_for("%s to be %s" % (path, " or ".join(statuses)), settled, timeout, 0.2)
 
 
 def scan_failed_events(api, scan_id):

@@ -9,12 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from typing import Any, Dict, List, Optional
 
 import pytest
 
-from gridhelpers import unique
+from gridhelpers import unique, wait_for
 
 SHA_A = hashlib.sha256(b"a").hexdigest()
 SHA_B = hashlib.sha256(b"b").hexdigest()
@@ -427,10 +426,7 @@ def test_real_agent_baseline_scan_tamper_rebaseline(grid, api, tmp_path):
         b = api.ok("POST", "/v1/fim_policies/%s/baselines" % p["id"],
                    {"baseline": {"server_id": sid}})["baseline"]
         url = "/v1/fim_policies/%s/baselines/%s" % (p["id"], b["id"])
-        deadline = time.monotonic() + 60
-        while api.ok("GET", url)["baseline"]["status"] == "pending":
-            assert time.monotonic() < deadline, agent.log()
-            time.sleep(0.2)
+        wait_for(agent.log, lambda: api.ok("GET", url)["baseline"]["status"] != "pending", 60, 0.2)
         b = api.ok("GET", url)["baseline"]
         assert b["status"] == "active", (b, agent.log())
         assert b["object_count"] >= 3  # the directory and its two files
@@ -456,9 +452,6 @@ def test_real_agent_baseline_scan_tamper_rebaseline(grid, api, tmp_path):
         assert sha == [{"field": "sha256", "baseline": old_sha,
                         "current": hashlib.sha256(conf.read_bytes()).hexdigest()}]
         api.ok("PUT", url, {"baseline": {"server_id": sid}})
-        deadline = time.monotonic() + 60
-        while api.ok("GET", url)["baseline"]["status"] == "pending":
-            assert time.monotonic() < deadline, agent.log()
-            time.sleep(0.2)
+        wait_for(agent.log, lambda: api.ok("GET", url)["baseline"]["status"] != "pending", 60, 0.2)
         assert api.ok("GET", url)["baseline"]["status"] == "active"
         assert real_scan()["status"] == "completed_clean"

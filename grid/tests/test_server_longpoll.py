@@ -16,7 +16,7 @@ import requests
 import uvicorn
 from sqlalchemy import event
 
-from gridhelpers import PG_ADMIN_URL, fresh_pg_database, register, unique
+from gridhelpers import PG_ADMIN_URL, fresh_pg_database, register, unique, wait_for
 from halogrid.api import agent as agent_api
 from halogrid.app import create_app
 from halogrid.auth import create_api_key
@@ -53,10 +53,9 @@ class InProcessGrid:
 
     def __enter__(self) -> "InProcessGrid":
         self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "grid did not start"
-            time.sleep(0.05)
+        wait_for("the grid to start", lambda: self.server.started or not self.thread.is_alive(),
+                 interval=0.05)
+        assert self.server.started, "grid did not start"
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -83,14 +82,6 @@ def igrid(tmp_path_factory) -> Iterator[InProcessGrid]:
 @pytest.fixture(scope="module")
 def iapi(igrid) -> GridAPI:
     return igrid.api()
-
-
-def until(predicate, what: str, timeout: float = 20.0) -> None:
-    """Wait for a state of the grid (not a sleep standing in for an assert)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting for " + what
-        time.sleep(0.02)
 
 
 class PollThread:
@@ -165,8 +156,8 @@ def test_idle_polls_write_nothing_and_their_contacts_are_written_together(igrid)
             assert a.poll(wait=0, firewall_version=fwv).json()["commands"] == []
     assert len(begun) == 3 and writes == [], (begun, writes)
     assert igrid.grid.contacts.pending() >= 3
-    until(lambda: all(_last_seen(igrid, a.server_id) > before[a.server_id] for a in agents),
-          "the contacts to be written")
+    wait_for("the contacts to be written", lambda: all(
+        _last_seen(igrid, a.server_id) > before[a.server_id] for a in agents), interval=0.02)
 
 
 def test_a_poll_that_waited_its_whole_wait_counts_as_contact_until_it_ends(igrid):
@@ -191,7 +182,7 @@ def test_a_command_queued_while_a_poll_waits_is_delivered_at_once(igrid, iapi):
     a = register(igrid)
     fwv = a.poll().json()["firewall_version"]
     poll = PollThread(a, wait=30, firewall_version=fwv)
-    until(lambda: igrid.waiting(a.server_id), "the poll to wait")
+    wait_for("the poll to wait", lambda: igrid.waiting(a.server_id), interval=0.02)
     cmd = iapi.scan(a.server_id)
     # answered well before its 30 s: by the wake-up, not by a periodic look
     ans = poll.answer(timeout=15)
@@ -264,16 +255,17 @@ def test_a_move_wakes_only_the_agents_whose_answer_it_changes(igrid, iapi):
                 for a in everyone}
     polls = {a.server_id: PollThread(a, wait=30, firewall_version=versions[a.server_id])
              for a in everyone}
-    until(lambda: all(igrid.waiting(a.server_id) for a in everyone), "every poll to wait")
+    wait_for("every poll to wait", lambda: all(igrid.waiting(a.server_id) for a in everyone),
+             interval=0.02)
     woken = igrid.grid.notifier.woken
 
     iapi.put("/v1/servers/%s" % mover.server_id, {"server": {"group_id": groups["dst"]["id"]}})
     # the guard's firewall lists the source group's members: one address fewer
     ans = polls[guard.server_id].answer(timeout=15)
     assert ans["firewall_version"] != versions[guard.server_id]
-    until(lambda: igrid.grid.notifier.woken - woken >= 2, "the wake-ups")
+    wait_for("the wake-ups", lambda: igrid.grid.notifier.woken - woken >= 2, interval=0.02)
     # the mover's answer did not change (neither group has a policy): it went on waiting
-    until(lambda: igrid.waiting(mover.server_id), "the mover to wait again")
+    wait_for("the mover to wait again", lambda: igrid.waiting(mover.server_id), interval=0.02)
     assert igrid.grid.notifier.woken - woken == 2
     for a in bystanders:
         assert igrid.polling(a.server_id) and polls[a.server_id].thread.is_alive()
@@ -300,8 +292,8 @@ def test_a_client_that_disconnects_mid_request_is_no_server_error(igrid, caplog)
             s.sendall(("POST %s HTTP/1.1\r\nHost: x\r\n%sContent-Type: application/json\r\n"
                        "Content-Length: 1000\r\n\r\n{\"hostname\": " % (path, headers)).encode())
             time.sleep(0.3)  # let the grid start reading the body, then hang up
-        until(lambda: any("disconnected" in r.getMessage() for r in caplog.records),
-              "the disconnect to be logged")
+        wait_for("the disconnect to be logged", lambda: any(
+            "disconnected" in r.getMessage() for r in caplog.records), interval=0.02)
         # the grid is still there, and nothing was logged as an error
         assert a.poll().status_code == 200
         errors = [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]

@@ -6,12 +6,11 @@ clock (no sleeps); the grid process tests prove the periodic sweep runs it."""
 from __future__ import annotations
 
 import datetime as _dt
-import time
 
 import pytest
 from sqlalchemy import select
 
-from gridhelpers import register, unique
+from gridhelpers import register, unique, wait_for
 from halogrid.db import init_db, make_engine, session_factory
 from halogrid.deadlines import schedule_scans
 from halogrid.models import Command, Event, Group, Scan, Server, new_id
@@ -173,16 +172,6 @@ def test_scan_interval_is_set_read_cleared_and_checked_through_the_group_api(api
 
 
 # -- the grid process ---------------------------------------------------------------------
-def wait_for(what, fn, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = fn()
-        if got:
-            return got
-        assert time.monotonic() < deadline, "gave up waiting for " + what
-        time.sleep(0.2)
-
-
 def test_the_grid_scans_by_itself_and_keeps_the_schedule_across_a_restart(tmp_path):
     with grid_db(tmp_path) as (_db, opts), \
             GridProcess(tmp_path, rate_limit=0, sweep_interval=0.2, **opts) as g:

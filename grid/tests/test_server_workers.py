@@ -10,14 +10,13 @@ import json
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from typing import Any, Dict, Iterator
 
 import pytest
 import requests
 
-from gridhelpers import PG_ADMIN_URL, Agent, fresh_pg_database, register
+from gridhelpers import PG_ADMIN_URL, Agent, fresh_pg_database, register, wait_for
 from halogrid.notify import MAX_PAYLOAD, Notifier, PgWakeups, parse_payload, wake_payloads
 from halodev.launchers import GridProcess, free_port
 
@@ -48,16 +47,6 @@ def _last_seen(engine, server_id: str):
                            {"i": server_id})
 
 
-def _wait_until(check, what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out waiting for " + what
-        time.sleep(0.05)
-
-
 @contextlib.contextmanager
 def long_poll(agent: Agent, **params: Any) -> Iterator[Dict[str, Any]]:
     """Start a long-poll (wait=POLL_WAIT, HTTP timeout HTTP_TIMEOUT) in a thread; the dict
@@ -85,8 +74,8 @@ def woken_answer(engine, poller: Agent, change, **params: Any) -> Dict[str, Any]
     answer, so only a wake-up can bring an answer before the HTTP timeout."""
     before = _last_seen(engine, poller.server_id)
     with long_poll(poller, **params) as out:
-        _wait_until(lambda: _last_seen(engine, poller.server_id) != before,
-                    "the poll's first look")
+        wait_for("the poll's first look",
+                 lambda: _last_seen(engine, poller.server_id) != before, interval=0.05)
         change()
     assert "error" not in out, "the poll was not woken: %r" % out.get("error")
     r = out["response"]
@@ -167,7 +156,7 @@ def test_serve_workers_on_postgresql(tmp_path, pg_url):
 
     try:
         with GridProcess(tmp_path, db=pg_url, rate_limit=0, workers=2) as g:
-            _wait_until(lambda: listeners() == 2, "two worker processes listening")
+            wait_for("two worker processes listening", lambda: listeners() == 2, interval=0.05)
             api = g.api()
             agent = register(g)
             for _ in range(3):

@@ -204,9 +204,9 @@ class Agent:
 
     def _update_firewall(self, version: int) -> None:
         if self.config.firewall:
-            from . import firewall  # nft is only needed by agents that manage a firewall
+            from . import nftables  # nft is only needed by agents that manage a firewall
 
-            firewall.sync(self.client)
+            nftables.sync(self.client)
         self._firewall_version = version
 
     def _run_command(self, command: Dict[str, Any]) -> None:
@@ -233,9 +233,9 @@ class Agent:
             self._send_result(command_id, {"status": "failed", "result": str(exc)})
             return
         summary = summarize(findings)
-        log.info("scan done: %s, %d critical, %d non-critical bad, %d indeterminate",
-                 summary["status"], summary["critical_findings_count"],
-                 summary["non_critical_findings_count"], summary["indeterminate_findings_count"])
+        log.info("scan done: %d critical, %d non-critical bad, %d indeterminate",
+                 summary["critical_findings_count"], summary["non_critical_findings_count"],
+                 summary["indeterminate_findings_count"])
         self._send_result(command_id, {"status": "completed", "scan": {
             "module": "sca", "agent_started_at": started, "agent_completed_at": _now(),
             "findings": findings}})
@@ -247,10 +247,7 @@ class Agent:
         try:
             result = fim.scan(command, self.config.root, self.config.scan_timeout, send_chunk, _now)
         except GridError as exc:
-            if exc.status in (401, 410):  # the credential: the next poll registers again
-                raise
-            if exc.status in (404, 409):
-                log.warning("command %s is closed or gone at the grid: %s", command_id, exc)
+            if _closed_at_grid(command_id, exc):
                 return
             result = {"status": "failed", "result": "could not send the fim objects: %s" % exc}
         except Exception as exc:  # report instead of leaving the command started forever
@@ -267,10 +264,7 @@ class Agent:
             self._post_result(command_id, result)
             return
         except GridError as exc:
-            if exc.status in (401, 410):  # the credential: the next poll registers again
-                raise
-            if exc.status in (404, 409):
-                log.warning("command %s is closed or gone at the grid: %s", command_id, exc)
+            if _closed_at_grid(command_id, exc):
                 return
             if result.get("status") == "failed" and "scan" not in result:
                 raise  # already the short form: nothing smaller to send
@@ -298,6 +292,18 @@ class Agent:
 
 
 REASON_MAX = 1000  # characters of a refusal's reason: its post stays far below any body limit
+
+
+def _closed_at_grid(command_id: str, exc: GridError) -> bool:
+    """True when the grid has closed the command or no longer knows it (404, 409: logged,
+    nothing more to send); a refused credential (401, 410) is raised again: the next poll
+    registers again. False: the caller answers the error."""
+    if exc.status in (401, 410):
+        raise exc
+    if exc.status in (404, 409):
+        log.warning("command %s is closed or gone at the grid: %s", command_id, exc)
+        return True
+    return False
 
 
 def _refusal(exc: GridError, result: Dict[str, Any]) -> str:

@@ -135,13 +135,13 @@ def scan_policies(policies: Iterable[Dict[str, Any]], ctx: ScanContext,
 
 
 def summarize(findings: List[Finding]) -> Dict[str, Any]:
-    """Counts and status as the grid computes them for a completed scan (a not-applicable
-    finding is good but not counted as ok: it is no evidence of a pass)."""
+    """The findings counted by the grid's scan fields, for the log and the local report (a
+    not-applicable finding is good but not counted as ok: it is no evidence of a pass).
+
+    No status: the agent reports findings and the grid alone decides a scan's status."""
     bad = [f for f in findings if f["status"] == BAD]
-    clean = not bad and all(f["status"] == GOOD for f in findings)
     not_applicable = sum(1 for f in findings if is_not_applicable(f))
     return {
-        "status": "completed_clean" if clean else "completed_with_errors",
         "critical_findings_count": sum(1 for f in bad if f["critical"]),
         "non_critical_findings_count": sum(1 for f in bad if not f["critical"]),
         "ok_findings_count": sum(1 for f in findings if f["status"] == GOOD) - not_applicable,

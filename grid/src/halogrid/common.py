@@ -1,14 +1,16 @@
-"""What the API routers share: dependencies (session, caller, settings), pagination, query
-parameters, times, events."""
+"""What the API routers share: dependencies (session, caller, settings), rows by id,
+pagination, query parameters, times, events."""
 from __future__ import annotations
 
 import datetime as _dt
 import functools
 import inspect
 import json
+import re
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Literal, Optional
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, Literal, Optional, Type,
+                    TypeVar)
 
 from fastapi import Depends, Query, Request
 from fastapi.routing import APIRoute
@@ -19,7 +21,7 @@ from typing_extensions import Annotated
 from .auth import Principal, api_reader, api_writer
 from .config import Config
 from .db import transaction
-from .errors import BadRequest, invalid
+from .errors import BadRequest, NotFound, invalid
 from .models import Event, Group, Server, utcnow
 from .schemas import QueryText
 
@@ -34,10 +36,6 @@ def tx(request: Request) -> Iterator[Session]:
     """One DB transaction for one request; commits when the block ends without error."""
     with transaction(request.app.state.grid.Session) as db:
         yield db
-
-
-def grid(request: Request):
-    return request.app.state.grid
 
 
 # -- dependencies of the public API -------------------------------------------------------
@@ -86,7 +84,8 @@ def wake_agents(db: Session, g: Any, server_id: Optional[str] = None) -> None:
 
 def wake(db: Session, g: Any, servers: Iterable[str] = (), groups: Iterable[str] = ()) -> None:
     """Once the change is committed, wake the long-polls of `servers` and of the members of
-    `groups` (fw.affected_groups tells which groups a firewall change concerns)."""
+    `groups` (resolved_firewall.affected_groups tells which groups a firewall change
+    concerns)."""
     servers, groups = list(servers), list(groups)
     if servers or groups:
         after_commit(db, lambda: g.notifier.notify_many(servers, groups))
@@ -175,6 +174,26 @@ def parse_time(value: Optional[str], field: str) -> Optional[_dt.datetime]:
     except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 shifted out of range
         raise invalid(field, value, "invalid", "%s must be an ISO 8601 date or time" % field)
     return dt
+
+
+# -- rows by id ---------------------------------------------------------------------------
+T = TypeVar("T")
+_HEX32 = re.compile(r"[0-9a-f]{32}")
+
+
+def get_by_id(db: Session, model: Type[T], obj_id: str) -> Optional[T]:
+    """The row with this id; None for an id that cannot be one (not 32 hex characters), so
+    odd path segments never reach the database."""
+    if not _HEX32.fullmatch(obj_id or ""):
+        return None
+    return db.get(model, obj_id)
+
+
+def get_or_404(db: Session, model: Type[T], obj_id: str, resource: str) -> T:
+    obj = get_by_id(db, model, obj_id)
+    if obj is None or getattr(obj, "state", None) == "deleted":
+        raise NotFound(resource, obj_id)
+    return obj
 
 
 # -- pagination ---------------------------------------------------------------------------

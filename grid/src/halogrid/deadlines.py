@@ -19,19 +19,19 @@ from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from .common import record_event
-from .models import Command, Group, Scan, Server, utcnow
+from .models import (SCAN_FAILED, SCAN_OPEN, SCAN_QUEUED, Command, Group, Scan, Server,
+                     utcnow)
 
 log = logging.getLogger("halogrid")
 
 OPEN_COMMANDS = ("queued", "pending", "started")
-OPEN_SCANS = ("queued", "pending", "running")
 
 
 def fail_scan(db: Session, sc: Scan, reason: str, now: _dt.datetime,
               server: Optional[Server] = None) -> None:
-    if sc.status not in OPEN_SCANS:
+    if sc.status not in SCAN_OPEN:
         return
-    sc.status = "failed"
+    sc.status = SCAN_FAILED
     sc.result = reason
     sc.analysis_started_at = sc.analysis_started_at or now
     sc.analysis_completed_at = now
@@ -90,7 +90,7 @@ def sweep_deadlines(session: sessionmaker, timeout: float) -> int:
             fail_command(db, c, reason, now)
             n += 1
         # a scan still open whose command is gone or closed has nobody left to finish it
-        scans = db.scalars(select(Scan).where(Scan.status.in_(OPEN_SCANS),
+        scans = db.scalars(select(Scan).where(Scan.status.in_(SCAN_OPEN),
                                               Scan.created_at < cutoff)
                            .order_by(Scan.created_at).limit(500)
                            .with_for_update(skip_locked=True)).all()
@@ -132,7 +132,7 @@ def schedule_scans(session: sessionmaker, now: Optional[_dt.datetime] = None,
             cutoff = now - _dt.timedelta(seconds=g.scan_interval)
             recent = exists().where(Scan.server_id == Server.id,
                                     Scan.module == SCHEDULED_MODULE,
-                                    or_(Scan.created_at > cutoff, Scan.status.in_(OPEN_SCANS)))
+                                    or_(Scan.created_at > cutoff, Scan.status.in_(SCAN_OPEN)))
             due = db.scalars(select(Server).where(Server.group_id == g.id,
                                                   Server.state.in_(("active", "missing")),
                                                   ~recent)
@@ -157,7 +157,7 @@ def queue_scan(db: Session, srv: Server, module: str, now: _dt.datetime, actor: 
     db.add(cmd)
     db.flush()
     sc = Scan(server_id=srv.id, server_hostname=srv.hostname, group_id=srv.group_id,
-              command_id=cmd.id, module=module, status="queued", created_at=now)
+              command_id=cmd.id, module=module, status=SCAN_QUEUED, created_at=now)
     db.add(sc)
     db.flush()
     cmd.scan_id = sc.id

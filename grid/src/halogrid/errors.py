@@ -21,7 +21,9 @@ from starlette.requests import ClientDisconnect
 log = logging.getLogger("halogrid")
 
 
-class HaloError(Exception):
+class ApiError(Exception):
+    """An HTTP error answer with a body in one of Halo's shapes (the grid's, unrelated to the
+    collection's HaloClientError)."""
     status_code = 400
 
     def __init__(self, body: Dict[str, Any], status_code: Optional[int] = None,
@@ -33,14 +35,14 @@ class HaloError(Exception):
         self.headers = headers or {}
 
 
-class NotFound(HaloError):
+class NotFound(ApiError):
     status_code = 404
 
     def __init__(self, resource: str, value: Any, field: str = "id"):
         super().__init__({"resource": resource, "field": field, "value": value})
 
 
-class ValidationFailed(HaloError):
+class ValidationFailed(ApiError):
     status_code = 422
 
     def __init__(self, errors: List[Dict[str, Any]]):
@@ -51,35 +53,35 @@ def invalid(field: str, value: Any, code: str, details: str) -> ValidationFailed
     return ValidationFailed([{"field": field, "value": value, "code": code, "details": details}])
 
 
-class BadRequest(HaloError):
+class BadRequest(ApiError):
     status_code = 400
 
     def __init__(self, message: str):
         super().__init__({"error": message})
 
 
-class Unauthorized(HaloError):
+class Unauthorized(ApiError):
     status_code = 401
 
     def __init__(self, error: str = "invalid_token"):
         super().__init__({"error": error}, headers={"WWW-Authenticate": "Bearer"})
 
 
-class Forbidden(HaloError):
+class Forbidden(ApiError):
     status_code = 403
 
     def __init__(self, message: str):
         super().__init__({"error": message})
 
 
-class Gone(HaloError):
+class Gone(ApiError):
     status_code = 410
 
     def __init__(self, message: str):
         super().__init__({"error": message})
 
 
-class Conflict(HaloError):
+class Conflict(ApiError):
     status_code = 409
 
     def __init__(self, message: str):
@@ -87,14 +89,14 @@ class Conflict(HaloError):
 
 
 class PayloadTooLarge(HTTPException):
-    """413 `{"error": "..."}`. A FastAPI HTTPException, not a HaloError: FastAPI passes it on
+    """413 `{"error": "..."}`. A FastAPI HTTPException, not an ApiError: FastAPI passes it on
     unchanged when it is raised while FastAPI reads a body (bodylimit.py raises it there)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(413, message)
 
 
-class RateLimited(HaloError):
+class RateLimited(ApiError):
     status_code = 429
 
     def __init__(self, retry_after: int):
@@ -154,7 +156,7 @@ def _envelope_key(request: Request) -> Optional[str]:
     return keys[0] if len(keys) == 1 else None
 
 
-def validation_response(request: Request, exc: RequestValidationError) -> HaloError:
+def validation_response(request: Request, exc: RequestValidationError) -> ApiError:
     """FastAPI's validation errors in Halo's shapes: 400 for a body the API cannot read as
     its object, else 422 `Validation Failed` with one {field, value, code, details} each."""
     key = _envelope_key(request)
@@ -185,7 +187,7 @@ def validation_response(request: Request, exc: RequestValidationError) -> HaloEr
     return ValidationFailed(errors)
 
 
-def conflict_response(exc: IntegrityError) -> HaloError:
+def conflict_response(exc: IntegrityError) -> ApiError:
     """A unique constraint hit by a concurrent write: the same 422 as the route's own check."""
     text = str(getattr(exc, "orig", exc))
     m = re.search(r"Key \((\w+)\)=\((.*)\) already exists", text) or \
@@ -213,13 +215,13 @@ def install_handlers(app: FastAPI) -> None:
             exc = conflict_response(exc)
         elif isinstance(exc, StarletteHTTPException):
             text = exc.detail if isinstance(exc.detail, str) else "HTTP %d" % exc.status_code
-            exc = HaloError({"error": text}, exc.status_code, getattr(exc, "headers", None))
-        if isinstance(exc, HaloError):
+            exc = ApiError({"error": text}, exc.status_code, getattr(exc, "headers", None))
+        if isinstance(exc, ApiError):
             return JSONResponse(exc.body, status_code=exc.status_code, headers=exc.headers)
         log.exception("internal error: %s", exc)
         return JSONResponse({"code": 500, "message": "Internal Server Error"}, status_code=500)
 
     # Starlette looks handlers up by class: route these to the one above
-    for cls in (HaloError, RequestValidationError, IntegrityError, StarletteHTTPException,
+    for cls in (ApiError, RequestValidationError, IntegrityError, StarletteHTTPException,
                 ClientDisconnect):
         app.add_exception_handler(cls, _any)

@@ -29,7 +29,7 @@ from .common import iso, record_event
 from .deadlines import fail_command
 from .errors import BadRequest, Conflict, PayloadTooLarge
 from .models import (Command, FimBaseline, FimCommand, FimFinding, FimObject, FimPolicy, Group,
-                     Scan, Server, new_id, utcnow)
+                     Scan, Server, new_id, scan_outcome, utcnow)
 from .schemas import FIM_COMPARE, FIM_PATH_MAX
 
 # What one chunk may hold (PROTOCOL.md): more is refused with 413, nothing stored.
@@ -517,7 +517,7 @@ def apply_scan(db: Session, srv: Server, sc: Scan, c: Command,
             db.execute(text("SET LOCAL enable_nestloop = on"))
         sc.critical_findings_count, sc.non_critical_findings_count = crit, noncrit
         sc.ok_findings_count = ok
-        sc.status = "completed_with_errors" if crit or noncrit else "completed_clean"
+        sc.status = scan_outcome(bool(crit or noncrit))
         return None
     finally:
         discard_objects(db, c.id)

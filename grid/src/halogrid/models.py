@@ -140,6 +140,22 @@ class Command(Base):
     updated_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+# A scan's status, in Halo's words: open until the agent's result (or a deadline) closes it.
+# The grid alone decides it (scan_outcome); an agent reports findings, never a status.
+SCAN_QUEUED, SCAN_PENDING, SCAN_RUNNING = "queued", "pending", "running"
+SCAN_CLEAN, SCAN_WITH_ERRORS, SCAN_FAILED = "completed_clean", "completed_with_errors", "failed"
+SCAN_OPEN = (SCAN_QUEUED, SCAN_PENDING, SCAN_RUNNING)
+SCAN_FINISHED = (SCAN_CLEAN, SCAN_WITH_ERRORS, SCAN_FAILED)
+SCAN_STATUSES = SCAN_OPEN + SCAN_FINISHED
+
+
+def scan_outcome(problems: bool) -> str:
+    """The status of a completed scan: clean only when no finding is a problem (each module
+    says what one is: a bad or indeterminate sca rule, a changed fim object, a vulnerable
+    package)."""
+    return SCAN_WITH_ERRORS if problems else SCAN_CLEAN
+
+
 class Scan(Base):
     __tablename__ = "scans"
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -148,7 +164,7 @@ class Scan(Base):
     group_id: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
     command_id: Mapped[Optional[str]] = mapped_column(String(32), nullable=True)
     module: Mapped[str] = mapped_column(String(16), index=True)
-    status: Mapped[str] = mapped_column(String(32), default="queued", index=True)
+    status: Mapped[str] = mapped_column(String(32), default=SCAN_QUEUED, index=True)
     created_at: Mapped[_dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
     agent_started_at: Mapped[Optional[_dt.datetime]] = mapped_column(DateTime, nullable=True)
     agent_completed_at: Mapped[Optional[_dt.datetime]] = mapped_column(DateTime, nullable=True)

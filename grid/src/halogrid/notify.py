@@ -3,7 +3,7 @@
 A waiting long-poll costs nothing but its entry here: it touches the database again only
 when something wakes it. A change wakes only the polls whose answer it can change: a server
 by its id (its commands, its own group), or every server of a group (that group's firewall
-policy or a source group of it changed), see `fw.affected_groups`.
+policy or a source group of it changed), see `resolved_firewall.affected_groups`.
 
 Several grid processes on one PostgreSQL database (`halogrid serve --workers N`, or grids on
 several machines) hold different polls: `PgWakeups` publishes every wake-up with `pg_notify`

@@ -24,7 +24,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from .models import SvmFinding, VulnAdvisory, VulnPackage, utcnow
+from .models import SvmFinding, VulnAdvisory, VulnPackage, scan_outcome, utcnow
 from .versioncmp import DPKG_ECOSYSTEMS, RPM_ECOSYSTEMS, Compare, comparator
 
 KNOWN_ECOSYSTEMS = DPKG_ECOSYSTEMS | RPM_ECOSYSTEMS
@@ -511,5 +511,5 @@ def apply_result(db: Session, srv: Any, sc: Any, scan: Dict[str, Any],
     sc.critical_findings_count = sum(1 for f in bad if f["critical"])
     sc.non_critical_findings_count = len(bad) - sc.critical_findings_count
     sc.ok_findings_count = len(findings) - len(bad)
-    sc.status = "completed_with_errors" if bad else "completed_clean"
+    sc.status = scan_outcome(bool(bad))
     return None

@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
-from .. import fim, fw, svm
+from .. import fim, resolved_firewall, svm
 from .. import agent_schemas as doc
 # the bounds of a result (PROTOCOL.md) live with the protocol's models
 from ..agent_schemas import (MAX_DEPTH, MAX_DETAIL_FIELDS, MAX_DETAILS, MAX_FINDINGS, MAX_ITEMS,
@@ -21,9 +21,10 @@ from ..agent_schemas import (MAX_DEPTH, MAX_DETAIL_FIELDS, MAX_DETAILS, MAX_FIND
 from ..auth import agent_checked, agent_server, client_host, hash_secret, secret_matches
 from ..common import json_body, parse_time, record_event, tx
 from ..db import default_group, get_setting, transaction
-from ..errors import (BadRequest, Conflict, HaloError, PayloadTooLarge, RateLimited,
+from ..errors import (ApiError, BadRequest, Conflict, PayloadTooLarge, RateLimited,
                       Unauthorized)
-from ..models import Command, Finding, Group, Policy, Scan, Server, utcnow
+from ..models import (SCAN_FAILED, SCAN_PENDING, SCAN_QUEUED, SCAN_RUNNING, Command, Finding,
+                      Group, Policy, Scan, Server, scan_outcome, utcnow)
 from ..ratelimit import RateLimiter, client_key
 
 router = APIRouter()
@@ -56,7 +57,7 @@ def host_address(value: Any, field: str) -> Optional[str]:
         return None
     if not isinstance(value, str):
         raise BadRequest("%s must be a string" % field)
-    address = fw.host_ip(value)
+    address = resolved_firewall.host_ip(value)
     if address is None or value != value.strip():
         raise BadRequest("%s must be the IPv4 or IPv6 address of one host (no network, "
                          "unspecified, multicast or zoned address): %r" % (field, value[:100]))
@@ -101,7 +102,7 @@ def _record_duplicates(db: Session, srv: Server) -> None:
     if srv.server_label:
         same.append(Server.server_label == srv.server_label)
     others = db.scalars(select(Server).where(
-        Server.id != srv.id, Server.state.in_(fw.LIVE_STATES), or_(*same))
+        Server.id != srv.id, Server.state.in_(resolved_firewall.LIVE_STATES), or_(*same))
         .order_by(Server.created_at).limit(5)).all()
     if not others:
         return
@@ -166,7 +167,7 @@ def register(request: Request, _key: None = Depends(daemon_key_checked),
         _record_duplicates(db, srv)
         out = {"server_id": srv.id, "agent_secret": secret, "group_id": group.id}
         # the servers whose firewall lists this group's members
-        wake = fw.affected_groups(db, source_groups=[group.id])
+        wake = resolved_firewall.affected_groups(db, source_groups=[group.id])
     grid.notifier.notify_many(groups=wake)
     return out
 
@@ -210,7 +211,7 @@ def _poll_check(request: Request, fw_version: Optional[int]
         srv = agent_server(db, request)
         open_command = db.scalar(select(Command.id).where(
             Command.server_id == srv.id, Command.status.in_(("queued", "pending"))).limit(1))
-        version = fw.unchanged_version(db, srv)
+        version = resolved_firewall.unchanged_version(db, srv)
         if srv.state == "active" and open_command is None and version is not None:
             grid.contacts.seen(srv.id)
             answer = None
@@ -235,15 +236,15 @@ def _poll_check(request: Request, fw_version: Optional[int]
             c.updated_at = now
             if c.scan_id:
                 sc = db.get(Scan, c.scan_id)
-                if sc is not None and sc.status in ("queued", "pending"):
-                    sc.status = "pending"
+                if sc is not None and sc.status in (SCAN_QUEUED, SCAN_PENDING):
+                    sc.status = SCAN_PENDING
             if c.name == "fim":  # what to walk and why (fim.py)
                 commands.append(dict(fim.command_payload(db, c), id=c.id, name=c.name,
                                      policies=[]))
             else:
                 commands.append({"id": c.id, "name": c.name,
                                  "policies": _policies_for(db, srv)})
-        version, _policy = fw.current(db, srv)
+        version, _policy = resolved_firewall.current(db, srv)
         answer = None
         if commands or (fw_version is not None and fw_version != version):
             answer = {"commands": commands, "firewall_version": version}
@@ -316,7 +317,7 @@ def _open_command(db: Session, srv: Server, command_id: str) -> Command:
     commands nor restart or re-answer a finished one."""
     c = db.get(Command, command_id)
     if c is None or c.server_id != srv.id:
-        raise HaloError({"error": "no command %s for this server" % command_id}, 404)
+        raise ApiError({"error": "no command %s for this server" % command_id}, 404)
     if c.status in ("completed", "failed"):
         raise Conflict("command %s is already %s" % (c.id, c.status))
     return c
@@ -333,7 +334,7 @@ def start_command(command_id: str, request: Request):
             c.updated_at = utcnow()
             sc = db.get(Scan, c.scan_id) if c.scan_id else None
             if sc is not None:
-                sc.status = "running"
+                sc.status = SCAN_RUNNING
                 sc.agent_started_at = sc.agent_started_at or utcnow()
             record_event(db, "scan_started", "Scan started",
                          "%s scan started on server %s" % (c.name, srv.hostname), server=srv,
@@ -430,7 +431,7 @@ def _agent_time(scan: Dict[str, Any], field: str) -> Optional[_dt.datetime]:
         raise BadRequest("scan.%s must be an ISO 8601 string" % field)
     try:
         return parse_time(val, field)
-    except HaloError:
+    except ApiError:
         raise BadRequest("scan.%s must be an ISO 8601 string" % field)
 
 
@@ -517,11 +518,10 @@ def command_result(command_id: str, request: Request, _agent: str = Depends(agen
         # no evidence of a pass: not counted as ok
         ok = sum(1 for f in findings if f["status"] == "good" and not _not_applicable(f))
         if status == "failed":
-            sc.status = "failed"
-        elif any(f["status"] in ("bad", "indeterminate") for f in findings):
-            sc.status = "completed_with_errors"
-        else:
-            sc.status = "completed_clean"
+            sc.status = SCAN_FAILED
+        else:  # what the agent sent is findings; the status is the grid's
+            sc.status = scan_outcome(any(f["status"] in ("bad", "indeterminate")
+                                         for f in findings))
         sc.critical_findings_count, sc.non_critical_findings_count = crit, noncrit
         sc.ok_findings_count = ok
         sc.agent_started_at = started or sc.agent_started_at
@@ -567,7 +567,7 @@ def firewall(request: Request):
     with tx(request) as db:
         srv = agent_server(db, request)
         _mark_seen(db, srv)
-        version, policy = fw.current(db, srv)
+        version, policy = resolved_firewall.current(db, srv)
         return {"version": version, "policy": policy}
 
 
@@ -610,7 +610,7 @@ def dist(request: Request):
     from ..dist import agent_pyz
     data = agent_pyz()
     if data is None:
-        raise HaloError({"error": "the haloagent package is not installed on this grid"}, 503)
+        raise ApiError({"error": "the haloagent package is not installed on this grid"}, 503)
     return Response(content=data, media_type="application/zip",
                     headers={"Content-Disposition": "attachment; filename=haloagent.pyz"})
 

@@ -9,11 +9,10 @@ from typing_extensions import Annotated
 
 from ..auth import redact_event
 from ..common import (DB, CsvQuery, HaloRoute, Paging, Reader, SortBy, base_url, csv_param,
-                      paginate, parse_time, sort_order)
+                      get_or_404, paginate, parse_time, sort_order)
 from ..models import Event
 from ..schemas import ERROR_RESPONSES, EventList, EventResponse
 from ..serialize import event_dict
-from .util import get_or_404
 
 router = APIRouter(prefix="/v1/events", tags=["events"], route_class=HaloRoute,
                    responses=ERROR_RESPONSES)

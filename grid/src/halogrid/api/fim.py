@@ -19,14 +19,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import fim
-from ..common import (DB, GridDep, HaloRoute, Paging, Reader, Writer, base_url, paginate,
-                      record_event, wake_agents)
+from ..common import (DB, GridDep, HaloRoute, Paging, Reader, Writer, base_url, get_by_id,
+                      get_or_404, paginate, record_event, wake_agents)
 from ..errors import NotFound, invalid
 from ..models import FimBaseline, FimPolicy, Group, Server, utcnow
 from ..schemas import (ERROR_RESPONSES, FIM_COMPARE, FimBaselineBody, FimBaselineCreateBody,
                        FimBaselineDetails, FimBaselineList, FimBaselineResponse, FimPolicyBody,
                        FimPolicyCreateBody, FimPolicyIn, FimPolicyList, FimPolicyResponse)
-from .util import get_by_id, get_or_404
 
 policies = APIRouter(prefix="/v1/fim_policies", tags=["fim"], route_class=HaloRoute,
                      responses=ERROR_RESPONSES)

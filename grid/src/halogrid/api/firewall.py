@@ -11,9 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .. import fw
-from ..common import (DB, GridDep, HaloRoute, Paging, Reader, Writer, base_url, paginate,
-                      record_event, wake)
+from .. import resolved_firewall
+from ..common import (DB, GridDep, HaloRoute, Paging, Reader, Writer, base_url, get_by_id,
+                      get_or_404, paginate, record_event, wake)
 from ..errors import NotFound, ValidationFailed, invalid
 from ..models import (FirewallPolicy, FirewallRule, FirewallService, FirewallZone, Group,
                       utcnow)
@@ -24,7 +24,6 @@ from ..schemas import (ERROR_RESPONSES, FirewallPolicyBody, FirewallPolicyCreate
                        FirewallServiceResponse, FirewallZoneBody, FirewallZoneCreateBody,
                        FirewallZoneList, FirewallZoneResponse, InterfaceRef)
 from ..serialize import fw_policy_dict, fw_rule_dict, fw_service_dict, fw_zone_dict
-from .util import get_by_id, get_or_404
 
 
 def _unique_name(db: Session, model: Any, name: Optional[str], current: Any = None) -> None:
@@ -112,7 +111,7 @@ def update_fw_policy(policy_id: str, body: FirewallPolicyBody, p: Writer, db: DB
     _flush(db, fp.name)
     record_event(db, "firewall_policy_modified", "Firewall policy modified",
                  "Firewall policy %s was modified" % fp.name, actor=p.key_id, object_id=fp.id)
-    wake(db, grid, groups=fw.affected_groups(db, policies=[fp.id]))
+    wake(db, grid, groups=resolved_firewall.affected_groups(db, policies=[fp.id]))
     return Response(status_code=204)
 
 
@@ -235,7 +234,7 @@ def create_rule(policy_id: str, body: FirewallRuleBody, request: Request, p: Wri
                  "A rule was added to firewall policy %s" % fp.name, actor=p.key_id,
                  object_id=rule.id)
     db.flush()
-    wake(db, grid, groups=fw.affected_groups(db, policies=[fp.id]))
+    wake(db, grid, groups=resolved_firewall.affected_groups(db, policies=[fp.id]))
     return {"firewall_rule": fw_rule_dict(db, rule, base_url(request))}
 
 
@@ -262,7 +261,7 @@ def update_rule(policy_id: str, rule_id: str, body: FirewallRuleBody, p: Writer,
     record_event(db, "firewall_rule_modified", "Firewall rule modified",
                  "A rule of firewall policy %s was modified" % fp.name, actor=p.key_id,
                  object_id=rule.id)
-    wake(db, grid, groups=fw.affected_groups(db, policies=[fp.id]))
+    wake(db, grid, groups=resolved_firewall.affected_groups(db, policies=[fp.id]))
     return Response(status_code=204)
 
 
@@ -281,7 +280,7 @@ def delete_rule(policy_id: str, rule_id: str, p: Writer, db: DB, grid: GridDep):
     record_event(db, "firewall_rule_deleted", "Firewall rule deleted",
                  "A rule of firewall policy %s was deleted" % fp.name, actor=p.key_id,
                  object_id=rule_id)
-    wake(db, grid, groups=fw.affected_groups(db, policies=[fp.id]))
+    wake(db, grid, groups=resolved_firewall.affected_groups(db, policies=[fp.id]))
     return Response(status_code=204)
 
 
@@ -331,7 +330,8 @@ def _crud_router(prefix: str, model: Any, key: str, keys: str, create_model: Typ
     ObjId = Annotated[str, Path(alias=id_name)]
     one = "/{%s}" % id_name
     column = FirewallRule.source_id if model is FirewallZone else FirewallRule.service_id
-    uses = "zones" if model is FirewallZone else "services"  # fw.affected_groups' argument
+    # the argument of resolved_firewall.affected_groups that names this kind of row
+    uses = "zones" if model is FirewallZone else "services"
 
     @router.get("", response_model=list_model, name="list_" + keys)
     def list_(request: Request, _p: Reader, db: DB, paging: Paging):
@@ -362,7 +362,7 @@ def _crud_router(prefix: str, model: Any, key: str, keys: str, create_model: Typ
         _flush(db, row.name)
         record_event(db, key + "_modified", title + " modified",
                      "%s %s was modified" % (key, row.name), actor=p.key_id, object_id=row.id)
-        wake(db, grid, groups=fw.affected_groups(db, **{uses: [row.id]}))
+        wake(db, grid, groups=resolved_firewall.affected_groups(db, **{uses: [row.id]}))
         return Response(status_code=204)
 
     @router.delete(one, status_code=204, response_class=Response,

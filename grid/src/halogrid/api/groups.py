@@ -9,15 +9,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from typing_extensions import Annotated
 
-from .. import fw
+from .. import resolved_firewall
 from ..common import (DB, GridDep, HaloRoute, Paging, Reader, Servers, Writer, base_url,
-                      paginate, record_event, wake)
+                      get_or_404, paginate, record_event, wake)
 from ..errors import ValidationFailed, invalid
 from ..models import FimPolicy, FirewallPolicy, FirewallRule, Group, Policy, Server, utcnow
 from ..schemas import (ERROR_RESPONSES, GroupBody, GroupCreateBody, GroupIn, GroupList,
                        GroupResponse, QueryText, ServerList)
 from ..serialize import Lookup, group_dict, server_dicts
-from .util import get_or_404
 
 router = APIRouter(prefix="/v1/groups", tags=["groups"], route_class=HaloRoute,
                    responses=ERROR_RESPONSES)
@@ -145,7 +144,8 @@ def update_group(group_id: str, body: GroupBody, p: Writer, db: DB, grid: GridDe
         # its members (its firewall policy) and the servers whose firewall rules name it;
         # a new scan schedule concerns no agent (the grid's sweep reads it)
         if set(changed) - {"scan_interval"}:
-            wake(db, grid, groups=fw.affected_groups(db, groups=[g.id], source_groups=[g.id]))
+            wake(db, grid, groups=resolved_firewall.affected_groups(
+                db, groups=[g.id], source_groups=[g.id]))
     return Response(status_code=204)
 
 
@@ -184,7 +184,7 @@ def delete_group(group_id: str, p: Writer, db: DB, grid: GridDep,
     if members:
         # no rule names the deleted group (refused above); the parent's membership changed
         wake(db, grid, servers=[s.id for s in members],
-             groups=fw.affected_groups(db, source_groups=[g.parent_id]))
+             groups=resolved_firewall.affected_groups(db, source_groups=[g.parent_id]))
     db.delete(g)
     return Response(status_code=204)
 

@@ -16,14 +16,13 @@ from sqlalchemy.orm import Session
 from typing_extensions import Annotated
 
 from ..common import (DB, CsvQuery, HaloRoute, Paging, Reader, Writer, base_url, csv_param,
-                      paginate, record_event)
+                      get_by_id, get_or_404, paginate, record_event)
 from ..errors import invalid
 from ..models import FimPolicy, Group, Policy, utcnow
 from ..schemas import (ERROR_RESPONSES, FimPolicyIn, PolicyBody, PolicyCreateBody, PolicyIn,
                        PolicyList, PolicyResponse)
 from ..serialize import policy_dict
 from . import fim as fim_api
-from .util import get_by_id, get_or_404
 
 router = APIRouter(tags=["policies"], route_class=HaloRoute, responses=ERROR_RESPONSES)
 

@@ -8,22 +8,18 @@ from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
 from typing_extensions import Annotated
 
-from ..common import (DB, RESULT_MODULES, CsvQuery, HaloRoute, Paging, Reader, SortBy,
-                      base_url, csv_param, paginate, parse_time, sort_order)
+from ..common import (DB, RESULT_MODULES, CsvQuery, HaloRoute, Paging, Reader, SortBy, base_url,
+                      csv_param, get_by_id, get_or_404, paginate, parse_time, sort_order)
 from ..errors import NotFound, invalid
-from ..models import FimFinding, Finding, Scan, SvmFinding
+from ..models import SCAN_STATUSES, FimFinding, Finding, Scan, SvmFinding
 from ..schemas import (ERROR_RESPONSES, FimFindingResponse, FindingResponse, ScanList,
                        ScanResponse, SvmFindingResponse)
 from ..serialize import finding_dict, scan_dict
 from ..fim import finding_dict as fim_finding_dict
 from ..svm import finding_dict as svm_finding_dict
-from .util import get_by_id, get_or_404
 
 router = APIRouter(prefix="/v1/scans", tags=["scans"], route_class=HaloRoute,
                    responses=ERROR_RESPONSES)
-
-SCAN_STATUSES = ("queued", "pending", "running", "completed_clean", "completed_with_errors",
-                 "failed")
 
 
 @router.get("", response_model=ScanList)

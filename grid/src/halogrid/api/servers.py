@@ -5,22 +5,19 @@ from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
 from typing_extensions import Annotated
 
-from .. import fim, fw
+from .. import fim, resolved_firewall
 from ..common import (DB, RESULT_MODULES, SCAN_MODULES, CsvQuery, GridDep, HaloRoute, Paging,
-                      Reader, Servers, Writer, base_url, csv_param, paginate, record_event,
-                      wake, wake_agents)
+                      Reader, Servers, Writer, base_url, csv_param, get_by_id, get_or_404,
+                      paginate, record_event, wake, wake_agents)
 from ..deadlines import close_server_commands, queue_scan
 from ..errors import NotFound, invalid
-from ..models import Command, Group, Scan, Server, utcnow
+from ..models import SCAN_FINISHED, Command, Group, Scan, Server, utcnow
 from ..schemas import (ERROR_RESPONSES, CommandResponse, LatestResult, ScanBody, ServerBody,
                        ServerList, ServerResponse)
 from ..serialize import command_dict, scan_dict, server_dict, server_dicts
-from .util import get_by_id, get_or_404
 
 router = APIRouter(prefix="/v1/servers", tags=["servers"], route_class=HaloRoute,
                    responses=ERROR_RESPONSES)
-
-FINISHED = ("completed_clean", "completed_with_errors", "failed")
 
 
 @router.get("", response_model=ServerList)
@@ -78,7 +75,7 @@ def update_server(server_id: str, body: ServerBody, p: Writer, db: DB, grid: Gri
     # lists the members of its old or new group
     groups = set()
     if s.group_id != old_group or obj.retire:
-        groups = fw.affected_groups(db, source_groups={old_group, s.group_id})
+        groups = resolved_firewall.affected_groups(db, source_groups={old_group, s.group_id})
     wake(db, grid, servers=[s.id], groups=groups)
     return Response(status_code=204)
 
@@ -135,7 +132,7 @@ def latest_result(server_id: str, module: str, request: Request, _p: Reader, db:
     base = base_url(request)
     s = get_or_404(db, Server, server_id, "server")
     scan = db.scalar(select(Scan).where(Scan.server_id == s.id, Scan.module == stored,
-                                        Scan.status.in_(FINISHED))
+                                        Scan.status.in_(SCAN_FINISHED))
                      .order_by(Scan.completed_at.desc(), Scan.created_at.desc()).limit(1))
     if scan is None:
         raise NotFound("scan", s.id, field="server_id")

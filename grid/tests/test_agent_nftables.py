@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from haloagent import firewall
+from haloagent import nftables
 
 DIRTY = {"type": "Group", "id": "grp-dirty", "name": "ProdWebDirty", "ips": ["198.18.0.11", "198.18.0.12"]}
 POLICY = {"id": "fw-1", "name": "Prod web", "rules": [
@@ -29,7 +29,7 @@ def chain_lines(script, chain):
 
 
 def test_render_replaces_only_its_own_table_in_one_script():
-    script = firewall.render(POLICY)
+    script = nftables.render(POLICY)
     assert script.startswith("table inet halo\ndelete table inet halo\ntable inet halo {\n")
     assert ("set src_grp_dirty { type ipv4_addr; flags interval; auto-merge; "
             "elements = { 198.18.0.11, 198.18.0.12 }; }") in script
@@ -45,12 +45,12 @@ def test_render_replaces_only_its_own_table_in_one_script():
 
 def test_render_empty_group_and_no_policy():
     empty = dict(DIRTY, ips=[])
-    script = firewall.render({"rules": [{"chain": "INPUT", "action": "DROP", "source": empty}]})
+    script = nftables.render({"rules": [{"chain": "INPUT", "action": "DROP", "source": empty}]})
     assert "set src_grp_dirty { type ipv4_addr; flags interval; auto-merge; }" in script
     zone = {"type": "FirewallZone", "id": "z1", "ips": ["198.19.0.0/16", "198.19.2.3", "fd00::1", "198.18.200.9/32"]}
-    script = firewall.render({"rules": [{"chain": "INPUT", "action": "ACCEPT", "source": zone}]})
+    script = nftables.render({"rules": [{"chain": "INPUT", "action": "ACCEPT", "source": zone}]})
     assert "elements = { 198.18.200.9, 198.19.0.0/16, 198.19.2.3 };" in script
-    assert firewall.render(None) == "table inet halo\ndelete table inet halo\n"
+    assert nftables.render(None) == "table inet halo\ndelete table inet halo\n"
 
 
 GOOD_RULE = {"id": "r-ssh", "chain": "INPUT", "action": "ACCEPT", "position": 1,
@@ -73,7 +73,7 @@ GOOD_RULE = {"id": "r-ssh", "chain": "INPUT", "action": "ACCEPT", "position": 1,
     ({"chain": "INPUT", "action": "DROP", "source": "everyone"}, "source"),
 ])
 def test_build_leaves_out_only_the_rule_it_cannot_express(rule, message):
-    ruleset = firewall.build({"rules": [GOOD_RULE, dict(rule, id="r-bad", position=2)]})
+    ruleset = nftables.build({"rules": [GOOD_RULE, dict(rule, id="r-bad", position=2)]})
     assert [r.label for r in ruleset.rules] == ["rule 1 [r-ssh]"]
     assert chain_lines(ruleset.script(), "input") == ['iifname "lo" accept', "tcp dport 22 accept"]
     assert len(ruleset.problems) == 1 and ruleset.problems[0].startswith("rule 2 [r-bad]: ")
@@ -86,7 +86,7 @@ def test_a_group_source_holds_only_host_addresses():
     group = {"type": "Group", "id": "g1", "name": "Dirty",
              "ips": ["198.18.0.11", "not-an-ip", "0.0.0.0/0", "0.0.0.0", "198.18.0.0/24", "fd00::1"]}
     zone = {"type": "FirewallZone", "id": "z1", "name": "Office", "ips": ["198.19.0.0/16", "bogus"]}
-    ruleset = firewall.build({"rules": [
+    ruleset = nftables.build({"rules": [
         {"id": "r1", "chain": "INPUT", "action": "DROP", "position": 1, "source": group},
         {"id": "r2", "chain": "INPUT", "action": "ACCEPT", "position": 2, "source": zone}]})
     script = ruleset.script()
@@ -103,7 +103,7 @@ def test_a_group_source_holds_only_host_addresses():
 
 def test_comments_and_log_prefixes_fit_nft_limits_in_bytes():
     rule = dict(GOOD_RULE, comment="é" * 120 + '"', log=True, log_prefix="ü" * 100)
-    statement = firewall.build({"rules": [rule]}).rules[0].statement
+    statement = nftables.build({"rules": [rule]}).rules[0].statement
     comment = statement.split('comment "')[1][:-1]
     prefix = statement.split('log prefix "')[1].split('"')[0]
     assert len(comment.encode()) <= 128 and comment == "é" * 64
@@ -119,25 +119,25 @@ def test_a_rule_nft_refuses_is_left_out_and_the_rest_applied(tmp_path):
                         "case \"$script\" in *frobnicate*) echo 'Error: syntax error, frobnicate' >&2; exit 1;; esac\n"
                         "[ \"$1\" = -c ] || printf '%s' \"$script\" > " + str(loaded) + "\n")
     fake_nft.chmod(0o755)
-    ruleset = firewall.build({"rules": [GOOD_RULE, dict(GOOD_RULE, id="r-odd", position=2)]})
+    ruleset = nftables.build({"rules": [GOOD_RULE, dict(GOOD_RULE, id="r-odd", position=2)]})
     ruleset.rules[1].statement = "tcp dport 23 frobnicate"
-    problems = firewall.apply_ruleset(ruleset, nft=[str(fake_nft)])
+    problems = nftables.apply_ruleset(ruleset, nft=[str(fake_nft)])
     assert problems == ["rule 2 [r-odd]: nft refused it: Error: syntax error, frobnicate (rule left out)"]
     assert "tcp dport 22 accept" in loaded.read_text() and "frobnicate" not in loaded.read_text()
 
     ruleset.rules[0].statement = "frobnicate"  # all refused: the table holds the valid part, none
-    assert len(firewall.apply_ruleset(ruleset, nft=[str(fake_nft)])) == 2
+    assert len(nftables.apply_ruleset(ruleset, nft=[str(fake_nft)])) == 2
     assert chain_lines(loaded.read_text(), "input") == ['iifname "lo" accept']
-    with pytest.raises(firewall.FirewallError, match="not found"):
-        firewall.apply_ruleset(ruleset, nft=[str(tmp_path / "missing-nft")])
+    with pytest.raises(nftables.FirewallError, match="not found"):
+        nftables.apply_ruleset(ruleset, nft=[str(tmp_path / "missing-nft")])
 
 
 def test_apply_reports_nft_errors(tmp_path):
     fake_nft = tmp_path / "nft"
     fake_nft.write_text("#!/bin/sh\necho 'Error: Could not process rule' >&2\nexit 1\n")
     fake_nft.chmod(0o755)
-    with pytest.raises(firewall.FirewallError, match="Could not process rule"):
-        firewall.apply("table inet halo\n", nft=[str(fake_nft)])
+    with pytest.raises(nftables.FirewallError, match="Could not process rule"):
+        nftables.apply("table inet halo\n", nft=[str(fake_nft)])
 
 
 @pytest.fixture
@@ -159,29 +159,29 @@ def nft_in(ns, *args, script=None):
 
 
 def apply_in(ns, script):
-    firewall.apply(script, nft=["ip", "netns", "exec", ns, "nft"])
+    nftables.apply(script, nft=["ip", "netns", "exec", ns, "nft"])
 
 
 @pytest.mark.lab
 def test_apply_in_a_namespace_is_atomic_and_leaves_other_tables(netns):
     other = "table inet keepme {\n chain c {\n type filter hook input priority 10;\n }\n}\n"
     assert nft_in(netns, "-f", "-", script=other).returncode == 0
-    apply_in(netns, firewall.render(POLICY))
+    apply_in(netns, nftables.render(POLICY))
     changed = dict(DIRTY, ips=["198.18.0.13"])
     zone = {"type": "FirewallZone", "id": "z1", "ips": ["198.19.0.0/16", "198.19.2.3"]}  # overlapping
     second = {"rules": [{"chain": "INPUT", "action": "DROP", "source": changed},
                         {"chain": "INPUT", "action": "ACCEPT", "source": zone}]}
-    apply_in(netns, firewall.render(second))  # replaces, does not add
+    apply_in(netns, nftables.render(second))  # replaces, does not add
     listing = nft_in(netns, "list", "ruleset").stdout
     assert "198.18.0.13" in listing and "198.18.0.11" not in listing and "dport 22" not in listing
     assert "table inet keepme" in listing and "198.19.0.0/16" in listing
 
-    broken = firewall.render(second).replace("198.18.0.13", "198.18.0.999")
-    with pytest.raises(firewall.FirewallError):
+    broken = nftables.render(second).replace("198.18.0.13", "198.18.0.999")
+    with pytest.raises(nftables.FirewallError):
         apply_in(netns, broken)
     assert nft_in(netns, "list", "ruleset").stdout == listing  # the previous state stands
 
-    apply_in(netns, firewall.render(None))
+    apply_in(netns, nftables.render(None))
     assert "table inet halo" not in nft_in(netns, "list", "ruleset").stdout
 
 
@@ -209,7 +209,7 @@ def test_first_apply_with_bad_rules_and_addresses_keeps_the_valid_part(netns):
         {"id": "r3", "chain": "INPUT", "action": "ACCEPT", "position": 3, "connection_states": "FOO"},
         dict(GOOD_RULE, position=4, comment="ü" * 120)]}
     client = FakeClient(5, policy)
-    firewall.sync(client, nft=["ip", "netns", "exec", netns, "nft"])
+    nftables.sync(client, nft=["ip", "netns", "exec", netns, "nft"])
     listing = nft_in(netns, "list", "table", "inet", "halo").stdout
     assert "198.18.0.11" in listing and "0.0.0.0" not in listing and "not-an-ip" not in listing
     assert "tcp dport 22 accept" in listing and "ct state" not in listing
@@ -220,9 +220,9 @@ def test_first_apply_with_bad_rules_and_addresses_keeps_the_valid_part(netns):
         assert part in message
 
     # nft itself refusing one rule: the rest is still applied in the namespace
-    ruleset = firewall.build({"rules": [GOOD_RULE, dict(GOOD_RULE, id="r-odd", position=2)]})
+    ruleset = nftables.build({"rules": [GOOD_RULE, dict(GOOD_RULE, id="r-odd", position=2)]})
     ruleset.rules[1].statement = "tcp dport 23 frobnicate"
-    problems = firewall.apply_ruleset(ruleset, nft=["ip", "netns", "exec", netns, "nft"])
+    problems = nftables.apply_ruleset(ruleset, nft=["ip", "netns", "exec", netns, "nft"])
     assert len(problems) == 1 and problems[0].startswith("rule 2 [r-odd]: nft refused it: ")
     listing = nft_in(netns, "list", "table", "inet", "halo").stdout
     assert "tcp dport 22 accept" in listing and "dport 23" not in listing
@@ -233,6 +233,6 @@ def test_a_comma_list_of_ports_applies_as_one_set(netns):
     """The API accepts a port, a range or a comma list of them; nft must take all three."""
     policy = {"rules": [{"chain": "INPUT", "action": "ACCEPT",
                          "service": {"port": "22, 8000:8080,443", "protocol": "TCP"}}]}
-    apply_in(netns, firewall.render(policy))
+    apply_in(netns, nftables.render(policy))
     listing = nft_in(netns, "list", "ruleset").stdout
     assert "tcp dport { 22, 443, 8000-8080 } accept" in listing, listing
