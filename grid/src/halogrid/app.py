@@ -8,7 +8,7 @@ import json
 import logging
 import os
 from contextlib import asynccontextmanager
-from typing import Optional, Set
+from typing import Any, Callable, Optional, Set
 
 import anyio
 from fastapi import FastAPI
@@ -143,22 +143,23 @@ def sweep_round(grid: Grid) -> bool:
     return True
 
 
-async def _contact_writer(grid: Grid) -> None:
-    while True:
-        await asyncio.sleep(FLUSH_EVERY)
-        try:
-            await run_in_threadpool(grid.contacts.flush, grid.Session)
-        except Exception:  # the contacts stay in the log for the next round
-            log.exception("writing the servers' last contacts failed")
+async def _in_thread_logged(failure: str, work: Callable[..., Any], *args: Any) -> None:
+    """`work(*args)` in the thread pool; a failure is logged, never raised (a failed contact
+    write keeps its contacts in the log for the next round)."""
+    try:
+        await run_in_threadpool(work, *args)
+    except Exception:
+        log.exception(failure)
 
 
-async def _sweeper(grid: Grid) -> None:
+async def _every(seconds: float, failure: str, work: Callable[..., Any], *args: Any) -> None:
+    """The grid's background rounds: `work(*args)` every `seconds`, whatever a round did."""
     while True:
-        await asyncio.sleep(grid.config.sweep_every())
-        try:
-            await run_in_threadpool(sweep_round, grid)
-        except Exception:
-            log.exception("sweep round failed")
+        await asyncio.sleep(seconds)
+        await _in_thread_logged(failure, work, *args)
+
+
+CONTACTS_FAILED = "writing the servers' last contacts failed"
 
 
 def create_app(config: Config, engine: Optional[Engine] = None) -> FastAPI:
@@ -179,7 +180,10 @@ def create_app(config: Config, engine: Optional[Engine] = None) -> FastAPI:
                 # polls are answered once the LISTEN is in place (or after 10 s without it)
                 if not await run_in_threadpool(grid.wakeups.start):
                     log.warning("wake-ups: not listening yet; retrying in the background")
-        tasks = [asyncio.create_task(_sweeper(grid)), asyncio.create_task(_contact_writer(grid))]
+        tasks = [asyncio.create_task(_every(grid.config.sweep_every(), "sweep round failed",
+                                            sweep_round, grid)),
+                 asyncio.create_task(_every(FLUSH_EVERY, CONTACTS_FAILED,
+                                            grid.contacts.flush, grid.Session))]
         try:
             yield
         finally:
@@ -189,10 +193,7 @@ def create_app(config: Config, engine: Optional[Engine] = None) -> FastAPI:
                     await task
                 except (asyncio.CancelledError, Exception):
                     pass
-            try:
-                await run_in_threadpool(grid.contacts.flush, grid.Session)
-            except Exception:
-                log.exception("writing the servers' last contacts failed")
+            await _in_thread_logged(CONTACTS_FAILED, grid.contacts.flush, grid.Session)
             if grid.wakeups is not None:
                 await run_in_threadpool(grid.wakeups.stop)
 

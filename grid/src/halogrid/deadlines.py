@@ -19,8 +19,8 @@ from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from .common import record_event
-from .models import (SCAN_FAILED, SCAN_OPEN, SCAN_QUEUED, Command, Group, Scan, Server,
-                     utcnow)
+from .models import (COMMAND_UNSTARTED, SCAN_FAILED, SCAN_OPEN, SCAN_QUEUED, Command, Group, Scan,
+                     Server, utcnow)
 
 log = logging.getLogger("halogrid")
 
@@ -76,7 +76,7 @@ def sweep_deadlines(session: sessionmaker, timeout: float) -> int:
     with session() as db, db.begin():
         # SKIP LOCKED (PostgreSQL): a command an agent is answering right now is left to it
         rows = db.scalars(select(Command).where(or_(
-            and_(Command.status.in_(("queued", "pending")), Command.created_at < cutoff),
+            and_(Command.status.in_(COMMAND_UNSTARTED), Command.created_at < cutoff),
             and_(Command.status == "started", Command.updated_at < cutoff)))
             .order_by(Command.created_at).limit(500)
             .with_for_update(skip_locked=True)).all()

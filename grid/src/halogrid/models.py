@@ -128,6 +128,10 @@ class Server(Base):
                             "created_at", "id"))
 
 
+# commands the agent has not started yet: a pending one was handed out but never reached it
+COMMAND_UNSTARTED = ("queued", "pending")
+
+
 class Command(Base):
     __tablename__ = "commands"
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)

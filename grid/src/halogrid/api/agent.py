@@ -23,8 +23,8 @@ from ..common import json_body, parse_time, record_event, tx
 from ..db import default_group, get_setting, transaction
 from ..errors import (ApiError, BadRequest, Conflict, PayloadTooLarge, RateLimited,
                       Unauthorized)
-from ..models import (SCAN_FAILED, SCAN_PENDING, SCAN_QUEUED, SCAN_RUNNING, Command, Finding,
-                      Group, Policy, Scan, Server, scan_outcome, utcnow)
+from ..models import (COMMAND_UNSTARTED, SCAN_FAILED, SCAN_PENDING, SCAN_QUEUED, SCAN_RUNNING,
+                      Command, Finding, Group, Policy, Scan, Server, scan_outcome, utcnow)
 from ..ratelimit import RateLimiter, client_key
 
 router = APIRouter()
@@ -210,7 +210,7 @@ def _poll_check(request: Request, fw_version: Optional[int]
     with transaction(grid.Session, read_only=True) as db:
         srv = agent_server(db, request)
         open_command = db.scalar(select(Command.id).where(
-            Command.server_id == srv.id, Command.status.in_(("queued", "pending"))).limit(1))
+            Command.server_id == srv.id, Command.status.in_(COMMAND_UNSTARTED)).limit(1))
         version = resolved_firewall.unchanged_version(db, srv)
         if srv.state == "active" and open_command is None and version is not None:
             grid.contacts.seen(srv.id)
@@ -226,7 +226,7 @@ def _poll_check(request: Request, fw_version: Optional[int]
         now = utcnow()
         rows = db.scalars(select(Command).where(
             Command.server_id == srv.id,
-            Command.status.in_(("queued", "pending"))).order_by(Command.created_at)).all()
+            Command.status.in_(COMMAND_UNSTARTED)).order_by(Command.created_at)).all()
         # A pending command is handed out again: an agent polls only when it has nothing
         # left to run, so one it has not started never reached it (say the grid restarted
         # while answering the poll that carried it).
