@@ -156,6 +156,24 @@ def test_server_object_fields(api, grid):
     assert s["created_at"].endswith("Z")
 
 
+def test_a_listed_server_is_the_server_object_the_model_describes(api, grid):
+    """The server list is sent as built (no response validation: it is the hot list): each
+    listed server equals the single-server answer and validates against ServerList, with a
+    firewall policy and its status too."""
+    from halogrid.schemas import ServerList
+    tag = unique("listtag")
+    fp = api.ok("POST", "/v1/firewall_policies", {"firewall_policy": {
+        "name": unique("listfw"), "platform": "linux"}})["firewall_policy"]
+    g = api.create_group(unique("listg"), tag=tag)
+    api.put("/v1/groups/%s" % g["id"], {"group": {"linux_firewall_policy_id": fp["id"]}})
+    agent = register(grid, tag=tag, ip="198.18.0.78")
+    page = api.ok("GET", "/v1/servers", params={"group_id": g["id"], "per_page": 100})
+    ServerList.model_validate(page)
+    one = api.ok("GET", "/v1/servers/%s" % agent.server_id)["server"]
+    assert page["servers"] == [one] and page["count"] == 1
+    assert one["firewall_policy"]["id"] == fp["id"] and one["firewall_policy"]["status"] == "pending"
+
+
 def test_server_filters(api, grid):
     tag = unique("ftag")
     g = api.create_group(unique("fgrp"), tag=tag)

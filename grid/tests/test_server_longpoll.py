@@ -160,6 +160,87 @@ def test_idle_polls_write_nothing_and_their_contacts_are_written_together(igrid)
         _last_seen(igrid, a.server_id) > before[a.server_id] for a in agents), interval=0.02)
 
 
+def test_idle_looks_resolve_a_groups_firewall_once_until_the_group_changes(igrid, iapi,
+                                                                            monkeypatch):
+    """Resolving a firewall answer reads the policy, its rules and every member of its
+    source groups: idle looks of the group's servers reuse the group's digest, and the
+    change that wakes the group (a server joining the source group) is seen at once."""
+    from halogrid import resolved_firewall
+    tags = {k: unique(k) for k in ("src", "guarded")}
+    groups = {k: iapi.create_group(unique(k + "g"), tag=t) for k, t in tags.items()}
+    fp = iapi.ok("POST", "/v1/firewall_policies", {"firewall_policy": {
+        "name": unique("digestfw"), "platform": "linux"}})["firewall_policy"]
+    iapi.ok("POST", "/v1/firewall_policies/%s/firewall_rules" % fp["id"], {"firewall_rule": {
+        "chain": "INPUT", "action": "ACCEPT",
+        "firewall_source": {"id": groups["src"]["id"], "type": "Group"}}})
+    iapi.put("/v1/groups/%s" % groups["guarded"]["id"],
+             {"group": {"linux_firewall_policy_id": fp["id"]}})
+    register(igrid, tag=tags["src"], ip="198.18.8.1")
+    guards = [register(igrid, tag=tags["guarded"], ip="198.18.8.%d" % (10 + i))
+              for i in range(3)]
+    versions = [a.poll(firewall_version=-1).json()["firewall_version"] for a in guards]
+
+    resolved: List[str] = []
+    resolve = resolved_firewall.resolved_policy_of_group
+
+    def counted(db, group_id):
+        resolved.append(group_id)
+        return resolve(db, group_id)
+
+    monkeypatch.setattr(resolved_firewall, "resolved_policy_of_group", counted)
+    for _ in range(3):
+        for a, fwv in zip(guards, versions):
+            assert a.poll(wait=0, firewall_version=fwv).json() == {
+                "commands": [], "firewall_version": fwv}
+    assert resolved.count(groups["guarded"]["id"]) <= 1, resolved
+
+    # a new member of the source group wakes the guarded group: its answer changes at once
+    register(igrid, tag=tags["src"], ip="198.18.8.2")
+    answers = [a.poll(wait=0, firewall_version=fwv).json() for a, fwv in zip(guards, versions)]
+    assert all(ans["firewall_version"] == fwv + 1 for ans, fwv in zip(answers, versions)), answers
+    rules = guards[0].get("/agent/v1/firewall").json()["policy"]["rules"]
+    assert rules[0]["source"]["ips"] == ["198.18.8.1", "198.18.8.2"]
+
+
+def test_a_group_digest_serves_only_until_its_group_is_woken_or_it_is_old():
+    """GroupDigests' rules: an entry computed by a look is used until the group (or every
+    poll) is woken after that look began, and never past max_age."""
+    from halogrid import resolved_firewall
+    from halogrid.notify import Notifier
+
+    notifier, now = Notifier(), [100.0]
+    digests = resolved_firewall.GroupDigests(notifier, max_age=10, clock=lambda: now[0])
+    computed: List[str] = []
+    answers = {"g1": {"rules": ["a"]}, "g2": {"rules": ["b"]}}
+    original = resolved_firewall.resolved_policy_of_group
+    resolved_firewall.resolved_policy_of_group = lambda db, gid: computed.append(gid) or answers[gid]
+    try:
+        def look(gid):
+            return digests.digest(None, gid, notifier.mark())
+
+        first = look("g1")
+        assert look("g1") == first and computed == ["g1"]
+        notifier.wake_local(groups=["g2"])  # another group's change
+        assert look("g1") == first and computed == ["g1"]
+        answers["g1"] = {"rules": ["c"]}
+        notifier.wake_local(groups=["g1"])
+        assert look("g1") != first and computed == ["g1", "g1"]
+        # a look that began before a wake-up must not leave its (old) answer for later looks
+        since = notifier.mark()
+        notifier.wake_local(groups=["g1"])
+        digests.digest(None, "g1", since)
+        look("g1")
+        assert computed == ["g1", "g1", "g1", "g1"]
+        notifier.wake_all_local()
+        look("g1")
+        assert len(computed) == 5
+        now[0] += 10
+        look("g1")
+        assert len(computed) == 6
+    finally:
+        resolved_firewall.resolved_policy_of_group = original
+
+
 def test_a_poll_that_waited_its_whole_wait_counts_as_contact_until_it_ends(igrid):
     """The agent was connected for the whole wait: its last contact is the poll's end, so a
     server that polls back to back is never judged on the start of a long poll."""
@@ -198,8 +279,8 @@ def test_a_command_queued_right_after_the_polls_first_look_is_not_missed(igrid, 
     look = agent_api._poll_check
     queued: Dict[str, Any] = {}
 
-    def look_then_queue(request, fw_version):
-        answer = look(request, fw_version)
+    def look_then_queue(*look_args):
+        answer = look(*look_args)
         if not queued:
             queued["cmd"] = iapi.scan(a.server_id)
         return answer
@@ -222,8 +303,8 @@ def test_a_firewall_change_right_after_the_polls_first_look_is_not_missed(igrid,
     look = agent_api._poll_check
     changed: Dict[str, Any] = {}
 
-    def look_then_change(request, fw_version):
-        answer = look(request, fw_version)
+    def look_then_change(*look_args):
+        answer = look(*look_args)
         if not changed:
             changed["done"] = True
             iapi.put("/v1/groups/%s" % g["id"], {"group": {"linux_firewall_policy_id": fp["id"]}})
@@ -314,10 +395,10 @@ def test_healthz_answers_while_every_worker_thread_is_busy(igrid, monkeypatch):
     entered, release = threading.Event(), threading.Event()
     look = agent_api._poll_check
 
-    def blocked_look(request, fw_version):
+    def blocked_look(*look_args):
         entered.set()
         release.wait(30)
-        return look(request, fw_version)
+        return look(*look_args)
 
     a = register(igrid)
     old = asyncio.run_coroutine_threadsafe(set_tokens(1), loop).result(10)

@@ -16,7 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 
-from . import __version__
+from . import __version__, resolved_firewall
 from .agent_schemas import add_components
 from .bodylimit import BodyLimitMiddleware, BodyLimits
 from .api import agent, events, fim, firewall, groups, oauth, policies, scans, servers
@@ -72,6 +72,8 @@ class Grid:
             init_db(self.engine)
         self.Session = session_factory(self.engine)
         self.notifier = Notifier()
+        # each group's firewall answer between the polls' looks (valid until a wake-up)
+        self.firewall_digests = resolved_firewall.GroupDigests(self.notifier)
         self.contacts = ContactLog()  # the long-polls' contacts, written once a second
         self.wakeups: Optional[PgWakeups] = None  # started by the app's lifespan
         self.limiter = RateLimiter(config.rate_limit, config.rate_window)
@@ -206,6 +208,8 @@ def create_app(config: Config, engine: Optional[Engine] = None) -> FastAPI:
     install_handlers(app)
     # bodies are limited before anything parses them (bodylimit.py)
     app.add_middleware(BodyLimitMiddleware, limits=BodyLimits.of(config))
+    # first: most of a fleet's requests are agents' polls, and routes are matched in order
+    app.include_router(agent.router)
     app.include_router(oauth.router)
     for router in (groups.router, servers.router, scans.router):
         app.include_router(router)
@@ -216,7 +220,7 @@ def create_app(config: Config, engine: Optional[Engine] = None) -> FastAPI:
     app.include_router(fim.policies, deprecated=True)
     app.include_router(fim.baselines, prefix="/v2/policies")
     app.include_router(fim.baselines, prefix="/v1/fim_policies", deprecated=True)
-    for router in firewall.routers + (events.router, agent.router):
+    for router in firewall.routers + (events.router,):
         app.include_router(router)
 
     # the agent protocol's bodies are read by hand (credentials first): their models are

@@ -220,27 +220,53 @@ def secret_matches(presented: str, expected: str) -> bool:
                                                    (expected or "").encode("utf-8"))
 
 
+def _agent_credential(request: Request) -> Tuple[Optional[str], str]:
+    """(server id, secret) of `Authorization: Agent <server_id>:<secret>`; the id is None
+    when it cannot name a server (401 without a credential, 429 for a blocked address)."""
+    header = request.headers.get("authorization", "")
+    if not header.lower().startswith("agent "):
+        raise Unauthorized("missing agent credential")
+    check_blocked(request)
+    server_id, _, secret = header[6:].strip().partition(":")
+    # a server id is 32 hex characters; anything else (too long, NUL) names no server
+    if secret and 0 < len(server_id) <= 32 and server_id.isascii() and server_id.isalnum():
+        return server_id, secret
+    return None, secret
+
+
+def _agent_verified(request: Request, server_id: Optional[str], secret: str,
+                    found: Any) -> Any:
+    """`found` (a Server or a row with secret_hash and state) if the secret is its own and
+    the server is not retired or deleted (401 / 410)."""
+    if found is None or not check_secret(secret, found.secret_hash):
+        request.app.state.grid.auth_failures.fail(client_host(request))
+        raise Unauthorized("invalid agent credential")
+    if found.state in ("deactivated", "deleted"):
+        raise Gone("server %s was %s; register again"
+                   % (server_id, "retired" if found.state == "deactivated" else "deleted"))
+    return found
+
+
 def agent_server(db: Session, request: Request) -> Server:
     """The server named by `Authorization: Agent <server_id>:<secret>` (401 / 410).
 
     A wrong credential counts as a failed authentication of the caller's address, like a
     wrong token: an address that failed too often gets 429 (check_blocked)."""
-    header = request.headers.get("authorization", "")
-    if not header.lower().startswith("agent "):
-        raise Unauthorized("missing agent credential")
-    check_blocked(request)
-    cred = header[6:].strip()
-    server_id, _, secret = cred.partition(":")
-    # a server id is 32 hex characters; anything else (too long, NUL) names no server
-    srv = db.get(Server, server_id) if secret and 0 < len(server_id) <= 32 \
-        and server_id.isascii() and server_id.isalnum() else None
-    if srv is None or not check_secret(secret, srv.secret_hash):
-        request.app.state.grid.auth_failures.fail(client_host(request))
-        raise Unauthorized("invalid agent credential")
-    if srv.state in ("deactivated", "deleted"):
-        raise Gone("server %s was %s; register again"
-                   % (server_id, "retired" if srv.state == "deactivated" else "deleted"))
-    return srv
+    server_id, secret = _agent_credential(request)
+    srv = db.get(Server, server_id) if server_id else None
+    return _agent_verified(request, server_id, secret, srv)
+
+
+def agent_row(db: Session, request: Request, *columns: Any) -> Any:
+    """`agent_server`'s checks, on one row of the server's `columns` (with id, secret_hash
+    and state) read by one plain statement rather than an ORM object: the long-poll's look,
+    which most of a fleet's requests are."""
+    server_id, secret = _agent_credential(request)
+    row = None
+    if server_id:
+        row = db.execute(select(Server.id, Server.secret_hash, Server.state, *columns)
+                         .where(Server.id == server_id)).first()
+    return _agent_verified(request, server_id, secret, row)
 
 
 def agent_checked(request: Request) -> str:

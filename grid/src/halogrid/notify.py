@@ -46,6 +46,7 @@ class Notifier:
         # was woken while the transaction ran (see `set_group`)
         self._seq = 0
         self._group_seq: Dict[str, int] = {}
+        self._everyone_seq = 0  # the counter's value at the last wake-up of every poll
         self.woken = 0  # waiters woken so far (tests and benchmarks count them)
         # called with (servers, groups, everyone) after each local wake-up: another process's
         # polls (PgWakeups.publish); None with one process
@@ -63,6 +64,11 @@ class Notifier:
         """Taken before a poll's transaction; given to `set_group` after it."""
         with self._lock:
             return self._seq
+
+    def woken_since(self, group_id: str, since: int) -> bool:
+        """Whether the group's polls (or every poll) were woken after `mark()` gave `since`."""
+        with self._lock:
+            return max(self._group_seq.get(group_id, 0), self._everyone_seq) > since
 
     def set_group(self, w: Waiter, group_id: str, since: int) -> None:
         """File `w` under the group its transaction read; set its event if that group was
@@ -150,6 +156,8 @@ class Notifier:
     def wake_all_local(self) -> None:
         # every open poll is filed by its server from its start: none can be missed
         with self._lock:
+            self._seq += 1
+            self._everyone_seq = self._seq
             waiters = [w for ws in self._by_server.values() for w in ws]
         self._dispatch(waiters)
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
-from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
+import threading
+import time
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set, Tuple
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
@@ -84,16 +86,21 @@ def _service(db: Session, r: FirewallRule) -> Optional[Dict[str, Any]]:
     return None
 
 
-def linux_policy_of(db: Session, s: Server) -> Optional[FirewallPolicy]:
-    """The Linux firewall policy the server's group assigns, if any."""
-    g = db.get(Group, s.group_id)
+def linux_policy_of(db: Session, group_id: Optional[str]) -> Optional[FirewallPolicy]:
+    """The Linux firewall policy the group assigns, if any."""
+    g = db.get(Group, group_id) if group_id else None
     if g is None or not g.linux_firewall_policy_id:
         return None
     return db.get(FirewallPolicy, g.linux_firewall_policy_id)
 
 
 def resolved_policy(db: Session, s: Server) -> Optional[Dict[str, Any]]:
-    pol = linux_policy_of(db, s)
+    """What the server's firewall should be: its group's answer."""
+    return resolved_policy_of_group(db, s.group_id)
+
+
+def resolved_policy_of_group(db: Session, group_id: Optional[str]) -> Optional[Dict[str, Any]]:
+    pol = linux_policy_of(db, group_id)
     if pol is None:
         return None
     rules = db.scalars(select(FirewallRule).where(FirewallRule.policy_id == pol.id)
@@ -140,12 +147,43 @@ def _digest(policy: Optional[Dict[str, Any]]) -> str:
     return hashlib.sha256(json.dumps(policy, sort_keys=True).encode()).hexdigest()
 
 
-def unchanged_version(db: Session, s: Server) -> Optional[int]:
-    """The server's firewall version if its answer is still the one that version names
-    (no write needed); None if `current` must bump it."""
-    if s.fw_version is not None and _digest(resolved_policy(db, s)) == s.fw_hash:
-        return s.fw_version
-    return None
+class GroupDigests:
+    """The digest of each group's resolved answer, kept between long-poll looks.
+
+    An idle poll asks whether its server's answer changed. Resolving it reads the group's
+    policy, its rules and the members of every source group, on every look of every server,
+    while the answer depends on the group alone. Every change that can alter it wakes the
+    group's polls (`affected_groups`, then the Notifier), so an entry serves only while its
+    group has not been woken since the look that computed it began, and for at most
+    `max_age` seconds: a wake-up lost between processes is healed within that."""
+
+    def __init__(self, notifier: Any, max_age: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.notifier, self.max_age, self.clock = notifier, max_age, clock
+        self._entries: Dict[str, Tuple[int, float, str]] = {}
+        self._lock = threading.Lock()
+
+    def digest(self, db: Session, group_id: str, since: int) -> str:
+        """The group's digest; `since` is `notifier.mark()` taken before the look's
+        transaction began (a change committed after it has woken the group since)."""
+        now = self.clock()
+        with self._lock:
+            entry = self._entries.get(group_id)
+        if (entry is not None and now - entry[1] < self.max_age
+                and not self.notifier.woken_since(group_id, entry[0])):
+            return entry[2]
+        value = _digest(resolved_policy_of_group(db, group_id))
+        with self._lock:
+            self._entries[group_id] = (since, now, value)
+        return value
+
+    def unchanged_version(self, db: Session, group_id: str, fw_version: Optional[int],
+                          fw_hash: Optional[str], since: int) -> Optional[int]:
+        """The server's firewall version if its answer is still the one that version names
+        (no write needed); None if `current` must bump it."""
+        if fw_version is not None and self.digest(db, group_id, since) == fw_hash:
+            return fw_version
+        return None
 
 
 def current(db: Session, s: Server) -> Tuple[int, Optional[Dict[str, Any]]]:

@@ -18,7 +18,8 @@ from .. import agent_schemas as doc
 # the bounds of a result (PROTOCOL.md) live with the protocol's models
 from ..agent_schemas import (MAX_DEPTH, MAX_DETAIL_FIELDS, MAX_DETAILS, MAX_FINDINGS, MAX_ITEMS,
                              MAX_NAME, MAX_TEXT, POLICY_ID_MAX, TRUNCATED)
-from ..auth import agent_checked, agent_server, client_host, hash_secret, secret_matches
+from ..auth import (agent_checked, agent_row, agent_server, client_host, hash_secret,
+                    secret_matches)
 from ..common import json_body, parse_time, record_event, tx
 from ..db import default_group, get_setting, transaction
 from ..errors import (ApiError, BadRequest, Conflict, PayloadTooLarge, RateLimited,
@@ -198,26 +199,33 @@ def _policies_for(db: Session, srv: Server) -> List[Dict[str, Any]]:
     return out
 
 
-def _poll_check(request: Request, fw_version: Optional[int]
+# whether the server has a command not started yet (the idle look's one statement)
+_HAS_UNSTARTED = select(Command.id).where(
+    Command.server_id == Server.id, Command.status.in_(COMMAND_UNSTARTED)).exists()
+
+
+def _poll_check(request: Request, fw_version: Optional[int], since: int
                 ) -> Tuple[Optional[Dict[str, Any]], str, int]:
     """One look at the database for a long-poll: (the answer if there is one now, the
     server's group, its firewall version). Hands out the server's open commands.
 
-    Most looks find nothing to hand out: they read only, and the contact goes to the
-    batched contact log (contact.py). Only a look with something to write (commands to hand
-    out, a new firewall version, a missing server back) takes a write transaction."""
+    Most looks find nothing to hand out: they read one row (the credential, the state, the
+    firewall version and whether a command waits) and the group's firewall digest, mostly
+    from memory (GroupDigests); the contact goes to the batched contact log (contact.py).
+    Only a look with something to write (commands to hand out, a new firewall version, a
+    missing server back) takes a write transaction. `since`: notifier.mark() before it."""
     grid = request.app.state.grid
     with transaction(grid.Session, read_only=True) as db:
-        srv = agent_server(db, request)
-        open_command = db.scalar(select(Command.id).where(
-            Command.server_id == srv.id, Command.status.in_(COMMAND_UNSTARTED)).limit(1))
-        version = resolved_firewall.unchanged_version(db, srv)
-        if srv.state == "active" and open_command is None and version is not None:
-            grid.contacts.seen(srv.id)
+        row = agent_row(db, request, Server.group_id, Server.fw_version, Server.fw_hash,
+                        _HAS_UNSTARTED.label("has_unstarted"))
+        version = grid.firewall_digests.unchanged_version(
+            db, row.group_id, row.fw_version, row.fw_hash, since)
+        if row.state == "active" and not row.has_unstarted and version is not None:
+            grid.contacts.seen(row.id)
             answer = None
             if fw_version is not None and fw_version != version:
                 answer = {"commands": [], "firewall_version": version}
-            return answer, srv.group_id, version
+            return answer, row.group_id, version
     with tx(request) as db:
         srv = agent_server(db, request)
         # a missing server turning active changes no firewall (missing servers stay in
@@ -291,7 +299,7 @@ async def poll(request: Request):
             waiter.event.clear()
             since = notifier.mark()
             answer, group_id, version = await run_in_threadpool(_poll_check, request,
-                                                                fw_version)
+                                                                fw_version, since)
             if answer is not None:
                 return answer
             notifier.set_group(waiter, group_id, since)

@@ -7,8 +7,8 @@ from typing_extensions import Annotated
 
 from .. import fim, resolved_firewall
 from ..common import (DB, RESULT_MODULES, SCAN_MODULES, CsvQuery, GridDep, HaloRoute, Paging,
-                      Reader, Servers, Writer, base_url, csv_param, get_by_id, get_or_404,
-                      paginate, record_event, wake, wake_agents)
+                      Reader, Servers, Writer, answer_as_built, base_url, csv_param, get_by_id,
+                      get_or_404, paginate, record_event, wake, wake_agents)
 from ..deadlines import close_server_commands, queue_scan
 from ..errors import NotFound, invalid
 from ..models import SCAN_FINISHED, Command, Group, Scan, Server, utcnow
@@ -25,8 +25,9 @@ def list_servers(request: Request, _p: Reader, db: DB, paging: Paging, filters: 
                  group_id: Annotated[CsvQuery, Query(description="Comma list of group ids")
                                      ] = None):
     base = base_url(request)
-    return paginate(request, db, filters.query(csv_param(group_id)), "servers", None, paging,
-                    render_page=lambda rows: server_dicts(db, rows, base))
+    return answer_as_built(paginate(request, db, filters.query(csv_param(group_id)), "servers",
+                                    None, paging,
+                                    render_page=lambda rows: server_dicts(db, rows, base)))
 
 
 @router.get("/{server_id}", response_model=ServerResponse)
