@@ -136,6 +136,8 @@ def run_size(args, n):
                     # the wall time goes (scan starts, reads of finished scans, moves)
                     out["api_spans"] = {k: [round(a - started, 2), round(b - started, 2)]
                                         for k, (a, b) in proxy.spans.items()}
+                    # how long the grid took to answer each kind of call (p50 / p99 seconds)
+                    out["api_latency"] = {k: benchlib.summary(v) for k, v in proxy.latencies.items()}
                     out["api_statuses"] = {str(k): v for k, v in proxy.statuses.items()}
                     out["api_client_gave_up"] = proxy.client_gone
                 out["calls_per_workload"] = out["api_calls"] / n
@@ -190,7 +192,11 @@ def print_run(out):
     spans = out.get("api_spans") or {}
     for endpoint, count in out["api_calls_by_endpoint"].items():
         span = spans.get(endpoint)
-        print("    %6d  %-32s %s" % (count, endpoint, "at %.1f-%.1f s" % tuple(span) if span else ""))
+        latency = (out.get("api_latency") or {}).get(endpoint)
+        print("    %6d  %-32s %-18s %s" % (count, endpoint, "at %.1f-%.1f s" % tuple(span) if span else "",
+                                         "answered in p50 %s p99 %s" % (benchlib.fmt(latency["p50"]),
+                                                                        benchlib.fmt(latency["p99"]))
+                                         if latency else ""))
     d = out["delivery"]
     print("  scan commands created %s, delivered %d: creation -> delivery p50 %s p99 %s max %s"
           % (out["commands_created"], d["count"], benchlib.fmt(d["p50"]), benchlib.fmt(d["p99"]),

@@ -238,6 +238,7 @@ class CountingProxy:
         self.calls = Counter()
         self.statuses = Counter()
         self.spans = {}  # "METHOD /path" -> [monotonic time of the first answer, of the last]
+        self.latencies = {}  # "METHOD /path" -> [seconds from the request to the grid's answer]
         self.client_gone = 0  # answers the client no longer waited for
         self.lock = threading.Lock()
         proxy = self
@@ -253,6 +254,7 @@ class CountingProxy:
                 body = self.rfile.read(length) if length else None
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
                 conn = getattr(self, "_upstream", None)
+                started = time.monotonic()
                 for attempt in (1, 2):  # a kept-alive upstream connection may have closed
                     if conn is None:
                         conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port,
@@ -279,6 +281,7 @@ class CountingProxy:
                     proxy.statuses[resp.status] += 1
                     now = time.monotonic()
                     proxy.spans.setdefault(endpoint, [now, now])[1] = now
+                    proxy.latencies.setdefault(endpoint, []).append(now - started)
                 try:
                     self.send_response(resp.status)
                     for k, v in resp.getheaders():

@@ -289,13 +289,14 @@ class Fleet:
     of each run of agents (0.5: every other one)."""
 
     def __init__(self, url, agent_key, count, clean_fraction=0.5, tag="NewDirty", prefix="fleet",
-                 poll_wait=30, scan_seconds=0.1, firewall=True, register_concurrency=16):
+                 poll_wait=30, scan_seconds=0.1, firewall=True, register_concurrency=16, first=0):
         self.url, self.agent_key, self.tag, self.prefix = url.rstrip("/"), agent_key, tag, prefix
         self.poll_wait, self.scan_seconds, self.firewall = poll_wait, scan_seconds, firewall
         self.register_concurrency = register_concurrency
         self.ssl_context = ssl.create_default_context()  # shared: one per client costs ~1 ms each
+        # agents first .. first+count-1 of a fleet (FleetProcesses gives each process a slice)
         self.agents = [SimAgent(self, i, int((i + 1) * clean_fraction) > int(i * clean_fraction))
-                       for i in range(count)]
+                       for i in range(first, first + count)]
         self.by_server = {}
         self.deliveries = {}  # command id -> wall-clock time handed out
         self.stopping = False
@@ -354,6 +355,10 @@ class Fleet:
     def figures(self, since=None, until=None):
         """Poll latencies, overshoot beyond `wait` of the polls that brought nothing, failed
         polls: the polls that ended between monotonic times `since` and `until`."""
+        return summarize([self.raw_figures(since, until)])
+
+    def raw_figures(self, since=None, until=None):
+        """What `figures` summarises, as lists (the processes of FleetProcesses send theirs)."""
         since, until = since or 0.0, until or float("inf")
         latencies, overshoots, failures = [], [], {}
         for agent in self.agents:
@@ -367,11 +372,24 @@ class Fleet:
                     failures[reason] = failures.get(reason, 0) + 1
         errors = sum(1 for a in self.agents for t, _ in a.errors if since <= t <= until)
         lag = [late for t, late in self.loop_lag if since <= t <= until]
-        return {"polls": len(latencies), "poll_latency": benchlib.summary(latencies),
-                "overshoot": benchlib.summary(overshoots), "failed_polls": sum(failures.values()),
-                "failed_poll_reasons": failures, "other_errors": errors,
-                "commands_done": sum(a.commands_done for a in self.agents),
-                "fleet_loop_lag": benchlib.summary(lag)}
+        return {"latencies": latencies, "overshoots": overshoots, "failures": failures,
+                "errors": errors, "commands_done": sum(a.commands_done for a in self.agents),
+                "lag": lag}
+
+
+def summarize(raws):
+    """One figures dict from the raw figures of one or more fleets."""
+    latencies = [x for raw in raws for x in raw["latencies"]]
+    overshoots = [x for raw in raws for x in raw["overshoots"]]
+    failures = {}
+    for raw in raws:
+        for reason, n in raw["failures"].items():
+            failures[reason] = failures.get(reason, 0) + n
+    return {"polls": len(latencies), "poll_latency": benchlib.summary(latencies),
+            "overshoot": benchlib.summary(overshoots), "failed_polls": sum(failures.values()),
+            "failed_poll_reasons": failures, "other_errors": sum(raw["errors"] for raw in raws),
+            "commands_done": sum(raw["commands_done"] for raw in raws),
+            "fleet_loop_lag": benchlib.summary([x for raw in raws for x in raw["lag"]])}
 
 
 class FleetThread:
@@ -399,6 +417,118 @@ class FleetThread:
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)
+
+
+class AgentView:
+    """What a caller of FleetProcesses reads of one agent living in another process."""
+
+    __slots__ = ("server_id", "firewall_version", "clean")
+
+    def __init__(self, server_id, firewall_version, clean):
+        self.server_id, self.firewall_version, self.clean = server_id, firewall_version, clean
+
+
+def _fleet_process(conn, fleet_kwargs):
+    """A child of FleetProcesses: one Fleet slice on its own event loop, driven by messages
+    (method name, args) on `conn`; each is answered with ("ok", result) or ("error", text)."""
+    fleet = Fleet(**fleet_kwargs)
+    runner = FleetThread(fleet).start()
+    calls = {
+        "register_all": lambda: runner.call(fleet.register_all()),
+        "start_polling": lambda ramp: runner.call(fleet.start_polling(ramp=ramp)),
+        "agents": lambda: [(a.server_id, a.firewall_version, a.clean) for a in fleet.agents],
+        "deliveries": lambda: dict(fleet.deliveries),
+        "raw_figures": lambda since, until: fleet.raw_figures(since, until),
+        "cpu_seconds": benchlib.cpu_seconds,
+    }
+    try:
+        while True:
+            name, args = conn.recv()
+            if name == "stop":
+                break
+            try:
+                conn.send(("ok", calls[name](*args)))
+            except Exception as exc:  # the parent raises it
+                conn.send(("error", "%s: %s" % (type(exc).__name__, exc)))
+    finally:
+        runner.stop()
+        conn.send(("ok", None))
+
+
+class FleetProcesses:
+    """A Fleet spread over `processes` processes (each its own event loop and slice of the
+    agents): one Python process cannot drive 10,000 agents without its own lateness showing
+    in the figures. Offers what the benches use of a Fleet: register_all, start_polling,
+    agents, deliveries, figures, clean_ids, and stop (it runs its own loops: no FleetThread)."""
+
+    def __init__(self, url, agent_key, count, processes=2, **fleet_kwargs):
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")  # no copy of the parent's threads or loop
+        self.poll_wait = fleet_kwargs.get("poll_wait", 30)
+        self.children = []
+        for k in range(processes):
+            first, end = count * k // processes, count * (k + 1) // processes
+            parent, child = ctx.Pipe()
+            kwargs = dict(fleet_kwargs, url=url, agent_key=agent_key, count=end - first, first=first)
+            proc = ctx.Process(target=_fleet_process, args=(child, kwargs), daemon=True,
+                               name="fleet-%d" % k)
+            proc.start()
+            self.children.append((proc, parent))
+
+    def _all(self, name, *args):
+        for _, conn in self.children:
+            conn.send((name, args))
+        results = []
+        for _, conn in self.children:
+            status, value = conn.recv()
+            if status != "ok":
+                raise RuntimeError("fleet process: %s" % value)
+            results.append(value)
+        return results
+
+    def register_all(self):
+        """Every process registers its slice at once; the seconds until all are done."""
+        started = time.monotonic()
+        self._all("register_all")
+        return time.monotonic() - started
+
+    def start_polling(self, ramp=0.0):
+        self._all("start_polling", ramp)
+
+    @property
+    def agents(self):
+        return [AgentView(*a) for part in self._all("agents") for a in part]
+
+    @property
+    def deliveries(self):
+        out = {}
+        for part in self._all("deliveries"):
+            out.update(part)
+        return out
+
+    @property
+    def clean_ids(self):
+        return {a.server_id for a in self.agents if a.clean and a.server_id}
+
+    def figures(self, since=None, until=None):
+        return summarize(self._all("raw_figures", since, until))
+
+    def cpu_seconds(self):
+        """CPU seconds used so far by the fleet's processes."""
+        return sum(self._all("cpu_seconds"))
+
+    def stop(self):
+        for proc, conn in self.children:
+            try:
+                conn.send(("stop", ()))
+                conn.recv()
+            except (OSError, EOFError):
+                pass
+            proc.join(30)
+            if proc.is_alive():
+                proc.kill()
+        self.children = []
 
 
 def print_figures(figures, title="fleet"):

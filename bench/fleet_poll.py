@@ -20,7 +20,7 @@ import threading
 import time
 
 import benchlib  # noqa: E402
-from fleet import Fleet, FleetThread, print_figures  # noqa: E402
+from fleet import Fleet, FleetProcesses, FleetThread, print_figures  # noqa: E402
 from halodev.launchers import GridProcess  # noqa: E402
 
 
@@ -79,11 +79,21 @@ def run(args):
             policies = api.ok("GET", "/v2/policies", params={"module": "csm", "per_page": 100})["policies"]
             debian = next(p for p in policies if "Debian" in p["name"])
             api.create_group("Fleet", tag="NewDirty", policy_ids=[debian["id"]])
-            fleet = Fleet(grid.url, grid.agent_key, args.agents, 0.5, tag="NewDirty", prefix="node",
-                          poll_wait=args.poll_wait, scan_seconds=args.scan_seconds)
-            runner = FleetThread(fleet).start()
+            fleet_args = dict(clean_fraction=0.5, tag="NewDirty", prefix="node",
+                              poll_wait=args.poll_wait, scan_seconds=args.scan_seconds)
+            if args.processes > 1:
+                fleet = FleetProcesses(grid.url, grid.agent_key, args.agents, args.processes, **fleet_args)
+                register, start_polling, stop = fleet.register_all, fleet.start_polling, fleet.stop
+                fleet_cpu = fleet.cpu_seconds
+            else:
+                fleet = Fleet(grid.url, grid.agent_key, args.agents, **fleet_args)
+                runner = FleetThread(fleet).start()
+                register, stop, fleet_cpu = lambda: runner.call(fleet.register_all()), runner.stop, benchlib.cpu_seconds
+
+                def start_polling(ramp):
+                    start_polling(ramp)
             try:
-                out["register_seconds"] = runner.call(fleet.register_all())
+                out["register_seconds"] = register()
                 print("[%s] %d agents registered in %.1f s" % (out["db"], args.agents, out["register_seconds"]),
                       flush=True)
                 out["listing_idle"] = timed_listing(api)
@@ -91,14 +101,14 @@ def run(args):
                       % out["listing_idle"], flush=True)
 
                 ramp = args.ramp if args.ramp is not None else args.poll_wait
-                runner.call(fleet.start_polling(ramp=ramp))
+                start_polling(ramp)
                 settle = ramp + args.poll_wait + 5
                 print("  agents polling; steady state in %.0f s" % settle, flush=True)
                 time.sleep(settle)
                 out["settled_first_poll"] = sum(1 for a in fleet.agents if a.firewall_version != -1)
 
                 since = time.monotonic()
-                cpu_grid, cpu_fleet = benchlib.cpu_seconds(grid.proc.pid), benchlib.cpu_seconds()
+                cpu_grid, cpu_fleet = benchlib.cpu_seconds(grid.proc.pid), fleet_cpu()
                 window_end = since + args.measure
                 agents = [a for a in fleet.agents if a.server_id]
                 sample = random.Random(1).sample(agents, min(args.sample, len(agents)))
@@ -113,26 +123,28 @@ def run(args):
                 # every queued command has had a full poll period (plus slack) to arrive
                 deadline = max(window_end, time.monotonic() + args.poll_wait + 5)
                 while time.monotonic() < deadline:
-                    if all(cid in fleet.deliveries for cid, _, _ in queued) and time.monotonic() >= window_end:
+                    delivered = fleet.deliveries
+                    if all(cid in delivered for cid, _, _ in queued) and time.monotonic() >= window_end:
                         break
                     time.sleep(0.5)
                 until = time.monotonic()
                 out["load_average"] = os.getloadavg()[0]  # others' work on the machine counts too
                 out["cpu_share"] = {  # of one core, over the window
                     "grid": (benchlib.cpu_seconds(grid.proc.pid) - cpu_grid) / (until - since),
-                    "fleet_process": (benchlib.cpu_seconds() - cpu_fleet) / (until - since)}
+                    "fleet_process": (fleet_cpu() - cpu_fleet) / (until - since)}
                 out["grid_descriptors"] = open_descriptors(grid.proc.pid)
                 out["fleet"] = fleet.figures(since, until)
                 out["window_seconds"] = until - since
-                delays = [fleet.deliveries[cid] - created for cid, _, created in queued if cid in fleet.deliveries]
-                delays_bench = [fleet.deliveries[cid] - before for cid, before, _ in queued
-                                if cid in fleet.deliveries]
+                delivered = fleet.deliveries
+                delays = [delivered[cid] - created for cid, _, created in queued if cid in delivered]
+                delays_bench = [delivered[cid] - before for cid, before, _ in queued if cid in delivered]
                 out["delivery"] = benchlib.summary(delays)
                 out["delivery_from_post"] = benchlib.summary(delays_bench)
                 out["queued"] = len(queued)
                 out["undelivered"] = len(queued) - len(delays)
             finally:
-                runner.stop()
+                stop()
+    out["fleet_processes"] = args.processes
     print_run(out)
     return out
 
@@ -149,7 +161,8 @@ def print_run(out):
     print_figures(out["fleet"], "  fleet over %.0f s" % out["window_seconds"])
     print("  grid's open descriptors: %s; CPU over the window (1.0 = one core): grid %.2f, this process %.2f; "
           "machine load average %.1f (%d cores)"
-          % (out["grid_descriptors"], out["cpu_share"]["grid"], out["cpu_share"]["fleet_process"],
+          % (out["grid_descriptors"], out["cpu_share"]["grid"], out["fleet_processes"],
+             out["cpu_share"]["fleet_process"],
              out["load_average"], os.cpu_count()), flush=True)
 
 
@@ -162,6 +175,9 @@ def main():
     parser.add_argument("--ramp", type=float, help="seconds over which the agents start (default: --poll-wait)")
     parser.add_argument("--measure", type=float, default=60.0, help="seconds of the measuring window")
     parser.add_argument("--scan-seconds", type=float, default=0.1)
+    parser.add_argument("--processes", type=int, default=1,
+                        help="simulator processes the agents are spread over (one Python process "
+                             "cannot drive 10,000 agents on time)")
     benchlib.add_db_arguments(parser)
     args = parser.parse_args()
     if args.postgresql:

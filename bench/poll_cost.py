@@ -50,10 +50,14 @@ async def _run(grid, args):
             credentials += await asyncio.gather(*(
                 _register(client, grid.agent_key, i)
                 for i in range(start, min(start + 50, args.agents))))
-    # one round first: every agent's server row and the pool are warm
-    counts = {"ok": 0, "failed": 0}
-    await asyncio.gather(*(_poller(grid.url, credentials, 2, counts, k, args.concurrency)
-                           for k in range(args.concurrency)))
+    # one poll per agent first: its first poll records its firewall version (a write), the
+    # pool is warm
+    async with httpx.AsyncClient(base_url=grid.url, timeout=60) as client:
+        for start in range(0, args.agents, 50):
+            await asyncio.gather(*(
+                client.get("/agent/v1/poll", params={"wait": 0, "firewall_version": -1},
+                           headers={"Authorization": credential})
+                for credential in credentials[start:start + 50]))
     counts = {"ok": 0, "failed": 0}
     cpu_before, started = benchlib.cpu_seconds(grid.proc.pid), time.monotonic()
     await asyncio.gather(*(_poller(grid.url, credentials, args.seconds, counts, k,
