@@ -159,7 +159,8 @@ def print_run(out):
     print("  full listing: %.2f s idle, %.2f s while polling (%d servers, per_page 100)"
           % (out["listing_idle"]["seconds"], out["listing_polling"]["seconds"], out["listing_polling"]["servers"]))
     print_figures(out["fleet"], "  fleet over %.0f s" % out["window_seconds"])
-    print("  grid's open descriptors: %s; CPU over the window (1.0 = one core): grid %.2f, this process %.2f; "
+    print("  grid's open descriptors: %s; CPU over the window (1.0 = one core): grid %.2f, the fleet's %d "
+          "process(es) %.2f; "
           "machine load average %.1f (%d cores)"
           % (out["grid_descriptors"], out["cpu_share"]["grid"], out["fleet_processes"],
              out["cpu_share"]["fleet_process"],
