@@ -16,7 +16,7 @@ import requests
 import uvicorn
 from sqlalchemy import event
 
-from gridhelpers import PG_ADMIN_URL, fresh_pg_database, register, unique, wait_for
+from gridhelpers import PG_ADMIN_URL, Agent, fresh_pg_database, register, unique, wait_for
 from halogrid.api import agent as agent_api
 from halogrid.app import create_app
 from halogrid.auth import create_api_key
@@ -239,6 +239,54 @@ def test_a_group_digest_serves_only_until_its_group_is_woken_or_it_is_old():
         assert len(computed) == 6
     finally:
         resolved_firewall.resolved_policy_of_group = original
+
+
+def test_a_new_agent_writes_only_to_register_and_to_report_its_firewall(igrid, iapi):
+    """A fleet that comes up together must not queue on SQLite's one write lock: the
+    registration gives the server its firewall version, so the agent's first poll and its
+    firewall read only read; the status it reports is its one other write. A scan's start
+    and result record the agent's contact without writing its server row."""
+    from halogrid.models import Server
+    writes: List[float] = []
+    key = igrid.agent_key  # read here: the helper's own read counts as a write below
+    with transactions(igrid.grid.engine, writes):
+        r = requests.post(igrid.url + "/agent/v1/register", headers={"X-Daemon-Key": key},
+                          json={"hostname": unique("fresh"), "platform": "debian"}, timeout=30)
+    assert r.status_code == 201 and len(writes) == 1, (r.text, writes)
+    a = Agent(igrid.url, r.json()["server_id"], r.json()["agent_secret"], r.json()["group_id"])
+    writes.clear()
+    with transactions(igrid.grid.engine, writes) as begun:
+        fwv = a.poll(firewall_version=-1).json()["firewall_version"]
+        answer = a.get("/agent/v1/firewall").json()
+    assert writes == [] and len(begun) == 2, (begun, writes)
+    assert answer["version"] == fwv
+    r = a.post("/agent/v1/firewall/status", {"version": fwv, "status": "applied"})
+    assert r.status_code == 204, r.text
+
+    cmd = iapi.scan(a.server_id)
+    assert [c["id"] for c in a.poll(wait=5, firewall_version=fwv).json()["commands"]] == [cmd["id"]]
+    igrid.grid.contacts.flush(igrid.grid.Session)
+    updates: List[str] = []
+
+    def on_execute(conn, clauseelement, *rest):
+        table = getattr(clauseelement, "table", None)
+        if getattr(clauseelement, "is_dml", False) and getattr(table, "name", None) == "servers":
+            updates.append(str(clauseelement))
+
+    event.listen(igrid.grid.engine, "before_execute", on_execute)
+    try:
+        before = _last_seen(igrid, a.server_id)
+        assert a.post("/agent/v1/commands/%s/start" % cmd["id"]).status_code == 204
+        r = a.post("/agent/v1/commands/%s/result" % cmd["id"],
+                   {"status": "completed", "scan": {"findings": []}})
+        assert r.status_code == 204, r.text
+    finally:
+        event.remove(igrid.grid.engine, "before_execute", on_execute)
+    assert updates == []
+    igrid.grid.contacts.flush(igrid.grid.Session)
+    assert _last_seen(igrid, a.server_id) > before
+    with igrid.grid.Session() as db:
+        assert db.get(Server, a.server_id).state == "active"
 
 
 def test_a_poll_that_waited_its_whole_wait_counts_as_contact_until_it_ends(igrid):

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from .common import record_event
 from .models import (COMMAND_UNSTARTED, SCAN_FAILED, SCAN_OPEN, SCAN_QUEUED, Command, Group, Scan,
-                     Server, utcnow)
+                     Server, new_id, utcnow)
 
 log = logging.getLogger("halogrid")
 
@@ -153,14 +153,13 @@ def queue_scan(db: Session, srv: Server, module: str, now: _dt.datetime, actor: 
                message: str, group: Optional[Group] = None) -> Tuple[Command, Scan]:
     """A scan command for `srv`, queued, and its scan record, linked both ways (the command's
     scan_id from the start: halo_scan judges exactly that scan), with its scan_requested event."""
-    cmd = Command(server_id=srv.id, name=module, status="queued", created_at=now, updated_at=now)
-    db.add(cmd)
-    db.flush()
-    sc = Scan(server_id=srv.id, server_hostname=srv.hostname, group_id=srv.group_id,
-              command_id=cmd.id, module=module, status=SCAN_QUEUED, created_at=now)
-    db.add(sc)
-    db.flush()
-    cmd.scan_id = sc.id
+    # ids chosen here: both rows go in at the commit's one flush, already linked
+    cmd = Command(id=new_id(), server_id=srv.id, name=module, status="queued", created_at=now,
+                  updated_at=now, scan_id=new_id())
+    sc = Scan(id=cmd.scan_id, server_id=srv.id, server_hostname=srv.hostname,
+              group_id=srv.group_id, command_id=cmd.id, module=module, status=SCAN_QUEUED,
+              created_at=now)
+    db.add_all([cmd, sc])
     record_event(db, "scan_requested", "Scan requested", message, server=srv, group=group,
                  actor=actor, object_id=sc.id)
     return cmd, sc

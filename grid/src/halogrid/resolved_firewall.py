@@ -186,6 +186,16 @@ class GroupDigests:
         return None
 
 
+def stored_answer(db: Session, group_id: str, fw_version: Optional[int],
+                  fw_hash: Optional[str]) -> Optional[Tuple[int, Optional[Dict[str, Any]]]]:
+    """(version, policy) when the server's stored version still names its answer (reading
+    only); None when `current` must give it a new version."""
+    policy = resolved_policy_of_group(db, group_id)
+    if fw_version is not None and _digest(policy) == fw_hash:
+        return fw_version, policy
+    return None
+
+
 def current(db: Session, s: Server) -> Tuple[int, Optional[Dict[str, Any]]]:
     """(version, policy) for `s`; bumps the server's version when the answer changed."""
     policy = resolved_policy(db, s)

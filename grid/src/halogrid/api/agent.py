@@ -166,6 +166,8 @@ def register(request: Request, _key: None = Depends(daemon_key_checked),
                      % (srv.hostname, group.name, " (tag %s)" % tag if tag else ""),
                      server=srv, group=group, actor="agent")
         _record_duplicates(db, srv)
+        # its firewall version now, in this write: its first poll and firewall read only
+        resolved_firewall.current(db, srv)
         out = {"server_id": srv.id, "agent_secret": secret, "group_id": group.id}
         # the servers whose firewall lists this group's members
         wake = resolved_firewall.affected_groups(db, source_groups=[group.id])
@@ -186,8 +188,27 @@ def _mark_seen(db: Session, srv: Server) -> bool:
     return False
 
 
-def _policies_for(db: Session, srv: Server) -> List[Dict[str, Any]]:
-    g = db.get(Group, srv.group_id)
+# what the agent routes read of the calling server: a plain row, not an ORM object
+_CALLER_COLUMNS = (Server.hostname, Server.group_id, Server.platform, Server.platform_version,
+                   Server.fw_version, Server.fw_hash)
+
+
+def _caller_in_contact(db: Session, request: Request) -> Any:
+    """The calling agent's server as a row (agent_row with _CALLER_COLUMNS), its contact
+    recorded: in the contact log (written once a second) while it is active, at once when
+    it was missing (it turns active again: a write and an event). An agent's write then
+    holds SQLite's one write turn without loading and updating its server row."""
+    row = agent_row(db, request, *_CALLER_COLUMNS)
+    if row.state == "missing":
+        _mark_seen(db, db.get(Server, row.id))
+    else:
+        request.app.state.grid.contacts.seen(row.id)
+    return row
+
+
+def _policies_for(db: Session, group_id: str) -> List[Dict[str, Any]]:
+    """The configuration policies a scan of the group's servers runs, as agents get them."""
+    g = db.get(Group, group_id)
     out = []
     for pid in (g.policy_ids if g else None) or []:
         p = db.get(Policy, pid)
@@ -226,11 +247,15 @@ def _poll_check(request: Request, fw_version: Optional[int], since: int
             if fw_version is not None and fw_version != version:
                 answer = {"commands": [], "firewall_version": version}
             return answer, row.group_id, version
+        # read here, not while holding the write turn: what a scan command carries
+        looked_group = row.group_id
+        policies = _policies_for(db, looked_group) if row.has_unstarted else None
     with tx(request) as db:
-        srv = agent_server(db, request)
         # a missing server turning active changes no firewall (missing servers stay in
         # their groups' sources): nobody to wake
-        _mark_seen(db, srv)
+        srv = _caller_in_contact(db, request)
+        if srv.group_id != looked_group:  # moved since the look
+            policies = None
         now = utcnow()
         rows = db.scalars(select(Command).where(
             Command.server_id == srv.id,
@@ -250,9 +275,13 @@ def _poll_check(request: Request, fw_version: Optional[int], since: int
                 commands.append(dict(fim.command_payload(db, c), id=c.id, name=c.name,
                                      policies=[]))
             else:
-                commands.append({"id": c.id, "name": c.name,
-                                 "policies": _policies_for(db, srv)})
-        version, _policy = resolved_firewall.current(db, srv)
+                if policies is None:
+                    policies = _policies_for(db, srv.group_id)
+                commands.append({"id": c.id, "name": c.name, "policies": policies})
+        version = grid.firewall_digests.unchanged_version(db, srv.group_id, srv.fw_version,
+                                                          srv.fw_hash, since)
+        if version is None:  # its answer changed: a new version (a write on its row)
+            version, _policy = resolved_firewall.current(db, db.get(Server, srv.id))
         answer = None
         if commands or (fw_version is not None and fw_version != version):
             answer = {"commands": commands, "firewall_version": version}
@@ -334,8 +363,7 @@ def _open_command(db: Session, srv: Server, command_id: str) -> Command:
 @router.post("/agent/v1/commands/{command_id}/start", status_code=204)
 def start_command(command_id: str, request: Request):
     with tx(request) as db:
-        srv = agent_server(db, request)
-        _mark_seen(db, srv)
+        srv = _caller_in_contact(db, request)
         c = _open_command(db, srv, command_id)
         if c.status != "started":
             c.status = "started"
@@ -498,8 +526,7 @@ def command_result(command_id: str, request: Request, _agent: str = Depends(agen
     if reason is not None:
         reason = _text(reason if isinstance(reason, str) else str(reason))
     with tx(request) as db:
-        srv = agent_server(db, request)
-        _mark_seen(db, srv)
+        srv = _caller_in_contact(db, request)
         c = _open_command(db, srv, command_id)
         if c.name == "fim" and not c.scan_id:  # a fim baseline: no scan (fim.py)
             fim.finish_baseline(db, srv, c, status, reason, scan_obj)
@@ -572,6 +599,14 @@ def command_result(command_id: str, request: Request, _agent: str = Depends(agen
 @router.get("/agent/v1/firewall", responses={200: {"model": doc.AgentFirewall},
                                               401: {"model": doc.AgentError}})
 def firewall(request: Request):
+    grid = request.app.state.grid
+    # mostly read only: the version the poll announced names this answer already
+    with transaction(grid.Session, read_only=True) as db:
+        row = agent_row(db, request, *_CALLER_COLUMNS)
+        stored = resolved_firewall.stored_answer(db, row.group_id, row.fw_version, row.fw_hash)
+        if row.state == "active" and stored is not None:
+            grid.contacts.seen(row.id)
+            return {"version": stored[0], "policy": stored[1]}
     with tx(request) as db:
         srv = agent_server(db, request)
         _mark_seen(db, srv)
