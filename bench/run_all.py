@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """`make bench`: the scale benchmarks at modest sizes, and one table of the figures
 beside the targets. Each bench runs as its own process (bench/admission_scale.py,
-bench/fleet_poll.py, bench/drift_to_demotion.py) and hands its figures over as JSON.
+bench/fleet_poll.py, bench/server_listing.py, bench/drift_to_demotion.py, ...) and hands its figures over as JSON.
 Prints figures, asserts nothing.
 
-    .venv/bin/python bench/run_all.py [--admission 100 300] [--fleet 2000] [--seed-limit 20]
-                                      [--drift 30] [--postgresql]
+    .venv/bin/python bench/run_all.py [--admission 100 300] [--fleet 2000] [--listing 10000]
+                                      [--seed-limit 20] [--drift 30] [--postgresql]
 
 The targets are for 1,000 workloads and 10,000 agents (`--admission 100 1000 --fleet 10000`);
 at other sizes the table names the size each figure was measured at.
@@ -90,7 +90,9 @@ def rows_for(admission, fleet):
         rows.append(("grid's open descriptors (%d agents)" % n, "-", str(fleet["grid_descriptors"])))
         rows.append(("grid CPU while %d agents poll (1.0 = one core)" % n, "-",
                      cell(fleet["cpu_share"]["grid"], "", 2)))
-        rows.append(("  fleet process's own event-loop lag p99 (%d)" % n, "small", cell(fleet["fleet"]["fleet_loop_lag"]["p99"], "ms")))
+        rows.append(("  fleet processes' own event-loop lag p99 (%d)" % n, "small", cell(fleet["fleet"]["fleet_loop_lag"]["p99"], "ms")))
+        rows.append(("  fleet processes' CPU (%d processes)" % fleet.get("fleet_processes", 1), "-",
+                     cell(fleet["cpu_share"]["fleet_process"], "", 2)))
         rows.append(("  machine load average while %d agents poll" % n, "-", cell(fleet.get("load_average"), "", 1)))
     return rows
 
@@ -109,6 +111,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--admission", type=int, nargs="*", default=[100, 300], help="admission sizes")
     parser.add_argument("--fleet", type=int, default=2000, help="agents of the long-poll bench (0: skip)")
+    parser.add_argument("--fleet-processes", type=int, default=2,
+                        help="processes the simulated agents are spread over")
+    parser.add_argument("--listing", type=int, default=10000,
+                        help="servers of the listing bench (0: skip)")
     parser.add_argument("--seed-limit", type=int, default=20)
     parser.add_argument("--postgresql", action="store_true", help="also on PostgreSQL (a throw-away cluster)")
     parser.add_argument("--workers", type=int, default=1,
@@ -137,8 +143,17 @@ def main():
             admission = run_bench("admission_scale.py", ["--servers", *map(str, args.admission),
                                                          "--seed-limit", str(args.seed_limit), *extra],
                                   "admission on %s" % db)
+        if args.listing:
+            listing = run_bench("server_listing.py", ["--servers", str(args.listing), *extra],
+                                "server listing on %s" % db)
+            if listing:
+                results.setdefault(db, []).append((
+                    "full listing of %d servers through the API, no agents polling" % listing["servers"],
+                    "< 2 s for 10,000", "%s (best %s)" % (cell(listing["median_seconds"], "s", 2),
+                                                          cell(listing["best_seconds"], "s", 2))))
         if args.fleet:
-            fleet = run_bench("fleet_poll.py", ["--agents", str(args.fleet), *extra], "fleet on %s" % db)
+            fleet = run_bench("fleet_poll.py", ["--agents", str(args.fleet), "--processes",
+                                                str(args.fleet_processes), *extra], "fleet on %s" % db)
         results.setdefault(db, []).extend(rows_for(admission, fleet))
         if args.drift and db == "sqlite":  # waits on schedules, not on the database
             drift = run_bench("drift_to_demotion.py", ["--scan-interval", str(args.drift),

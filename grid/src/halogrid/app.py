@@ -18,12 +18,13 @@ from sqlalchemy.engine import Engine
 
 from . import __version__, resolved_firewall
 from .agent_schemas import add_components
+from .agentshare import AgentShare
 from .bodylimit import BodyLimitMiddleware, BodyLimits
 from .api import agent, events, fim, firewall, groups, oauth, policies, scans, servers
 from .common import record_event
 from .config import Config
 from .contact import FLUSH_EVERY, ContactLog
-from .db import WORKER_THREADS, init_db, make_engine, session_factory
+from .db import POLL_LOOK_THREADS, WORKER_THREADS, init_db, make_engine, session_factory
 from .deadlines import schedule_scans, sweep_deadlines
 from .errors import install_handlers
 from .models import Server, utcnow
@@ -72,6 +73,7 @@ class Grid:
             init_db(self.engine)
         self.Session = session_factory(self.engine)
         self.notifier = Notifier()
+        self.poll_look_threads: Optional[anyio.CapacityLimiter] = None  # set by the lifespan
         # each group's firewall answer between the polls' looks (valid until a wake-up)
         self.firewall_digests = resolved_firewall.GroupDigests(self.notifier)
         self.contacts = ContactLog()  # the long-polls' contacts, written once a second
@@ -172,6 +174,7 @@ def create_app(config: Config, engine: Optional[Engine] = None) -> FastAPI:
         grid.notifier.loop = asyncio.get_running_loop()
         # The thread pool of sync routes stays smaller than the connection pool (db.POOL).
         anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
+        grid.poll_look_threads = anyio.CapacityLimiter(POLL_LOOK_THREADS)  # agentshare.py
         if _is_pg(grid.engine):
             try:
                 grid.wakeups = PgWakeups(grid.notifier, _pg_connect(grid.engine))
@@ -208,6 +211,8 @@ def create_app(config: Config, engine: Optional[Engine] = None) -> FastAPI:
     install_handlers(app)
     # bodies are limited before anything parses them (bodylimit.py)
     app.add_middleware(BodyLimitMiddleware, limits=BodyLimits.of(config))
+    # agents cannot take every worker thread from the public API (agentshare.py)
+    app.add_middleware(AgentShare)
     # first: most of a fleet's requests are agents' polls, and routes are matched in order
     app.include_router(agent.router)
     app.include_router(oauth.router)

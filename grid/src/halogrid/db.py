@@ -63,7 +63,8 @@ def _private_sqlite_file(url: str) -> None:
 # them wait for a thread to commit: a deadlock until the pool's timeout. So the pool can
 # always hold more connections than there are threads.
 WORKER_THREADS = 40
-POOL = dict(pool_size=10, max_overflow=WORKER_THREADS + 10)
+POLL_LOOK_THREADS = 16  # the long-polls' looks have threads of their own (agentshare.py)
+POOL = dict(pool_size=10, max_overflow=WORKER_THREADS + POLL_LOOK_THREADS + 10)
 
 
 READ_ONLY_OPTION = "halogrid_read_only"

@@ -8,8 +8,8 @@ import secrets
 import threading
 from typing import Any, Dict, List, Optional, Tuple
 
+import anyio
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
@@ -327,8 +327,9 @@ async def poll(request: Request):
         while True:
             waiter.event.clear()
             since = notifier.mark()
-            answer, group_id, version = await run_in_threadpool(_poll_check, request,
-                                                                fw_version, since)
+            # on the looks' own threads, not the public API's (agentshare.py)
+            answer, group_id, version = await anyio.to_thread.run_sync(
+                _poll_check, request, fw_version, since, limiter=grid.poll_look_threads)
             if answer is not None:
                 return answer
             notifier.set_group(waiter, group_id, since)
