@@ -250,8 +250,14 @@ def test_scan_lifecycle_and_results(api, grid):
                 sc["ok_findings_count"]) == (1, 1, 1)
         assert sc["agent_started_at"] == "2024-01-01T00:00:00.000Z"
         assert [f["rule_name"] for f in sc["findings"]] == ["crit bad", "noncrit bad", "good"]
-    scan = api.ok("GET", "/v1/scans/%s" % sc["id"])["scan"]
+    whole = api.ok("GET", "/v1/scans/%s" % sc["id"])
+    scan = whole["scan"]
     assert scan["server_id"] == agent.server_id and len(scan["findings"]) == 3
+    # sent as built (no response validation): still its model, and the same object the
+    # latest-result route gives through FastAPI's validation
+    from halogrid.schemas import ScanResponse
+    ScanResponse.model_validate(whole)
+    assert scan == sc
     fid = scan["findings"][0]["id"]
     f = api.ok("GET", "/v1/scans/%s/findings/%s" % (sc["id"], fid))
     assert f["id"] == fid and f["details"][0]["actual"] == "yes"

@@ -160,23 +160,30 @@ def test_idle_polls_write_nothing_and_their_contacts_are_written_together(igrid)
         _last_seen(igrid, a.server_id) > before[a.server_id] for a in agents), interval=0.02)
 
 
+def _groups_with_a_guard(iapi, names):
+    """A tagged group per name; the group "guard" gets a firewall policy that accepts the
+    members of the group "src". (tags, groups) by name."""
+    tags = {k: unique(k) for k in names}
+    groups = {k: iapi.create_group(unique(k + "g"), tag=t) for k, t in tags.items()}
+    fp = iapi.ok("POST", "/v1/firewall_policies", {"firewall_policy": {
+        "name": unique("guardfw"), "platform": "linux"}})["firewall_policy"]
+    iapi.ok("POST", "/v1/firewall_policies/%s/firewall_rules" % fp["id"], {"firewall_rule": {
+        "chain": "INPUT", "action": "ACCEPT",
+        "firewall_source": {"id": groups["src"]["id"], "type": "Group"}}})
+    iapi.put("/v1/groups/%s" % groups["guard"]["id"],
+             {"group": {"linux_firewall_policy_id": fp["id"]}})
+    return tags, groups
+
+
 def test_idle_looks_resolve_a_groups_firewall_once_until_the_group_changes(igrid, iapi,
                                                                             monkeypatch):
     """Resolving a firewall answer reads the policy, its rules and every member of its
     source groups: idle looks of the group's servers reuse the group's digest, and the
     change that wakes the group (a server joining the source group) is seen at once."""
     from halogrid import resolved_firewall
-    tags = {k: unique(k) for k in ("src", "guarded")}
-    groups = {k: iapi.create_group(unique(k + "g"), tag=t) for k, t in tags.items()}
-    fp = iapi.ok("POST", "/v1/firewall_policies", {"firewall_policy": {
-        "name": unique("digestfw"), "platform": "linux"}})["firewall_policy"]
-    iapi.ok("POST", "/v1/firewall_policies/%s/firewall_rules" % fp["id"], {"firewall_rule": {
-        "chain": "INPUT", "action": "ACCEPT",
-        "firewall_source": {"id": groups["src"]["id"], "type": "Group"}}})
-    iapi.put("/v1/groups/%s" % groups["guarded"]["id"],
-             {"group": {"linux_firewall_policy_id": fp["id"]}})
+    tags, groups = _groups_with_a_guard(iapi, ("src", "guard"))
     register(igrid, tag=tags["src"], ip="198.18.8.1")
-    guards = [register(igrid, tag=tags["guarded"], ip="198.18.8.%d" % (10 + i))
+    guards = [register(igrid, tag=tags["guard"], ip="198.18.8.%d" % (10 + i))
               for i in range(3)]
     versions = [a.poll(firewall_version=-1).json()["firewall_version"] for a in guards]
 
@@ -192,7 +199,7 @@ def test_idle_looks_resolve_a_groups_firewall_once_until_the_group_changes(igrid
         for a, fwv in zip(guards, versions):
             assert a.poll(wait=0, firewall_version=fwv).json() == {
                 "commands": [], "firewall_version": fwv}
-    assert resolved.count(groups["guarded"]["id"]) <= 1, resolved
+    assert resolved.count(groups["guard"]["id"]) <= 1, resolved
 
     # a new member of the source group wakes the guarded group: its answer changes at once
     register(igrid, tag=tags["src"], ip="198.18.8.2")
@@ -366,15 +373,7 @@ def test_a_firewall_change_right_after_the_polls_first_look_is_not_missed(igrid,
 def test_a_move_wakes_only_the_agents_whose_answer_it_changes(igrid, iapi):
     """Moving a server wakes that server and the members of groups whose firewall policy
     has the old or new group as a source; every other open poll sleeps on."""
-    tags = {k: unique(k) for k in ("src", "dst", "guard", "other")}
-    groups = {k: iapi.create_group(unique(k + "g"), tag=t) for k, t in tags.items()}
-    fp = iapi.ok("POST", "/v1/firewall_policies", {"firewall_policy": {
-        "name": unique("guardfw"), "platform": "linux"}})["firewall_policy"]
-    iapi.ok("POST", "/v1/firewall_policies/%s/firewall_rules" % fp["id"], {"firewall_rule": {
-        "chain": "INPUT", "action": "ACCEPT",
-        "firewall_source": {"id": groups["src"]["id"], "type": "Group"}}})
-    iapi.put("/v1/groups/%s" % groups["guard"]["id"],
-             {"group": {"linux_firewall_policy_id": fp["id"]}})
+    tags, groups = _groups_with_a_guard(iapi, ("src", "dst", "guard", "other"))
     mover = register(igrid, tag=tags["src"], ip="198.18.7.1")
     guard = register(igrid, tag=tags["guard"], ip="198.18.7.2")
     bystanders = [register(igrid, tag=tags["other"], ip="198.18.7.%d" % (3 + i))

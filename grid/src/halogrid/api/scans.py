@@ -8,8 +8,9 @@ from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
 from typing_extensions import Annotated
 
-from ..common import (DB, RESULT_MODULES, CsvQuery, HaloRoute, Paging, Reader, SortBy, base_url,
-                      csv_param, get_by_id, get_or_404, paginate, parse_time, sort_order)
+from ..common import (DB, RESULT_MODULES, CsvQuery, HaloRoute, Paging, Reader, SortBy,
+                      answer_as_built, base_url, csv_param, get_by_id, get_or_404, paginate,
+                      parse_time, sort_order)
 from ..errors import NotFound, invalid
 from ..models import SCAN_STATUSES, FimFinding, Finding, Scan, SvmFinding
 from ..schemas import (ERROR_RESPONSES, FimFindingResponse, FindingResponse, ScanList,
@@ -66,7 +67,8 @@ def list_scans(
 @router.get("/{scan_id}", response_model=ScanResponse)
 def get_scan(scan_id: str, request: Request, _p: Reader, db: DB):
     sc = get_or_404(db, Scan, scan_id, "scan")
-    return {"scan": scan_dict(db, sc, base_url(request))}
+    # read once per scanned server by every admission: its findings sent as built
+    return answer_as_built({"scan": scan_dict(db, sc, base_url(request))})
 
 
 @router.get("/{scan_id}/findings/{finding_id}",
