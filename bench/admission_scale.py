@@ -224,10 +224,7 @@ def main():
                              "is extrapolated to N); 0: skip it")
     parser.add_argument("--seed-poll-interval", type=float, default=1.0)
     parser.add_argument("--show-log", action="store_true", help="print the playbook's output")
-    benchlib.add_db_arguments(parser)
-    args = parser.parse_args()
-    if args.postgresql:
-        benchlib.reexec_with_postgresql()
+    args = benchlib.parse_db_arguments(parser)
     benchlib.raise_nofile(max(args.servers) * 2 + 2048)
     runs = [run_size(args, n) for n in args.servers]
     figures = {"runs": runs}

@@ -160,6 +160,26 @@ def database_for(args, tmp):
     return str(Path(tmp) / "grid.db"), "sqlite"
 
 
+def parse_db_arguments(parser):
+    """The bench's arguments with the database ones (add_db_arguments); with --postgresql the
+    bench runs again under a throw-away cluster (reexec_with_postgresql) before anything else."""
+    add_db_arguments(parser)
+    args = parser.parse_args()
+    if args.postgresql:
+        reexec_with_postgresql()
+    return args
+
+
+@contextlib.contextmanager
+def grid_database(args):
+    """(work directory, database for the grid, label) of one bench run: SQLite under a fresh
+    work directory or a fresh PostgreSQL database (database_for); the label also names the
+    grid processes (--workers)."""
+    with workdir(args.keep) as tmp:
+        db, name = database_for(args, tmp)
+        yield tmp, db, name + (" x%d processes" % args.workers if args.workers > 1 else "")
+
+
 def add_db_arguments(parser):
     parser.add_argument("--postgresql", action="store_true",
                         help="PostgreSQL instead of SQLite: a throw-away cluster as "

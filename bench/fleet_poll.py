@@ -179,10 +179,7 @@ def main():
     parser.add_argument("--processes", type=int, default=1,
                         help="simulator processes the agents are spread over (one Python process "
                              "cannot drive 10,000 agents on time)")
-    benchlib.add_db_arguments(parser)
-    args = parser.parse_args()
-    if args.postgresql:
-        benchlib.reexec_with_postgresql()
+    args = benchlib.parse_db_arguments(parser)
     benchlib.raise_nofile(args.agents * 2 + 2048)
     benchlib.write_json(args.json, run(args))
 

@@ -75,15 +75,11 @@ def main():
     parser.add_argument("--agents", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=20)
-    benchlib.add_db_arguments(parser)
-    args = parser.parse_args()
-    if args.postgresql:
-        benchlib.reexec_with_postgresql()
-    with benchlib.workdir(args.keep) as tmp:
-        db, name = benchlib.database_for(args, tmp)
+    args = benchlib.parse_db_arguments(parser)
+    with benchlib.grid_database(args) as (tmp, db, label):
         with GridProcess(tmp / "grid", db=db, **benchlib.grid_options(args)) as grid:
             out = asyncio.run(_run(grid, args))
-    out["db"] = name + (" x%d processes" % args.workers if args.workers > 1 else "")
+    out["db"] = label
     print("[%(db)s] %(agents)d agents, %(polls)d idle polls (%(failed)d failed): "
           "%(polls_per_second).0f polls/s, grid CPU %(grid_cpu_ms_per_poll).2f ms per poll "
           "(%(grid_cpu_share).2f of a core)" % out)

@@ -55,12 +55,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--servers", type=int, default=10000)
     parser.add_argument("--rounds", type=int, default=3)
-    benchlib.add_db_arguments(parser)
-    args = parser.parse_args()
-    if args.postgresql:
-        benchlib.reexec_with_postgresql()
-    with benchlib.workdir(args.keep) as tmp:
-        db, name = benchlib.database_for(args, tmp)
+    args = benchlib.parse_db_arguments(parser)
+    with benchlib.grid_database(args) as (tmp, db, label):
         grid = GridProcess(tmp / "grid", db=db, **benchlib.grid_options(args))
         with grid:  # the first start makes the schema and the default group
             key = grid.create_api_key(read_only=True)
@@ -75,7 +71,7 @@ def main():
                 times.append(time.monotonic() - started)
                 cpu.append(benchlib.cpu_seconds(grid.proc.pid) - cpu_before)
                 assert len(servers) == args.servers, "listed %d of %d" % (len(servers), args.servers)
-    out = {"db": name + (" x%d processes" % args.workers if args.workers > 1 else ""),
+    out = {"db": label,
            "servers": args.servers, "pages": pages, "best_seconds": min(times),
            "median_seconds": statistics.median(times),
            "ms_per_page": 1000 * statistics.median(times) / pages,

@@ -259,8 +259,9 @@ def agent_server(db: Session, request: Request) -> Server:
 
 def agent_row(db: Session, request: Request, *columns: Any) -> Any:
     """`agent_server`'s checks, on one row of the server's `columns` (with id, secret_hash
-    and state) read by one plain statement rather than an ORM object: the long-poll's look,
-    which most of a fleet's requests are."""
+    and state) read by one plain statement rather than an ORM object: for the agent routes
+    that need no Server object (the long-poll's look, which most of a fleet's requests are,
+    and the writes that leave the server row alone)."""
     server_id, secret = _agent_credential(request)
     row = None
     if server_id:
