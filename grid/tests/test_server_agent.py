@@ -148,6 +148,11 @@ def test_agent_credential_checks(grid):
     assert other.poll().status_code == 200
 
 
+def _command_status(api, agent, cmd):
+    return api.ok("GET", "/v1/servers/%s/commands/%s" % (agent.server_id, cmd["id"])
+                  )["command"]["status"]
+
+
 def test_long_poll_wakes_up_at_once(api, grid):
     a = register(grid)
     first = a.poll().json()
@@ -169,11 +174,10 @@ def test_long_poll_wakes_up_at_once(api, grid):
     assert result["answer"]["commands"][0]["id"] == cmd["id"]
     latency = result["answered_at"] - t_queue
     assert latency < 1.0, latency
-    c = api.ok("GET", "/v1/servers/%s/commands/%s" % (a.server_id, cmd["id"]))["command"]
-    assert c["status"] == "pending"
+    # handed out and started: written within a second (agent_logs.py)
+    wait_for("the command to show pending", lambda: _command_status(api, a, cmd) == "pending")
     assert a.post("/agent/v1/commands/%s/start" % cmd["id"]).status_code == 204
-    c = api.ok("GET", "/v1/servers/%s/commands/%s" % (a.server_id, cmd["id"]))["command"]
-    assert c["status"] == "started"
+    wait_for("the command to show started", lambda: _command_status(api, a, cmd) == "started")
     r = a.post("/agent/v1/commands/%s/result" % cmd["id"], {"status": "completed",
                                                            "scan": {"findings": []}})
     assert r.status_code == 204
@@ -347,7 +351,10 @@ def test_firewall_resolution_and_versions(api, grid):
     r = d1.post("/agent/v1/firewall/status", {"version": ans4["version"], "status": "applied",
                                               "message": "ok"})
     assert r.status_code == 204
-    s = api.ok("GET", "/v1/servers/%s" % d1.server_id)["server"]
+    # written within a second (agent_logs.py)
+    s = wait_for("the status to show applied", lambda: (lambda srv: srv if srv[
+        "firewall_policy"]["status"] == "applied" else None)(
+        api.ok("GET", "/v1/servers/%s" % d1.server_id)["server"]))
     assert s["firewall_policy"] == {"id": fp["id"], "name": fp["name"], "status": "applied",
                                     "url": api.url + "/v1/firewall_policies/" + fp["id"],
                                     "message": None}

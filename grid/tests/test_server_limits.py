@@ -11,7 +11,8 @@ from typing import Dict, List, Optional, Tuple
 import pytest
 import requests
 
-from gridhelpers import PG_ADMIN_URL, Agent, fresh_pg_database, register, run_scan, unique
+from gridhelpers import (PG_ADMIN_URL, Agent, fresh_pg_database, register, run_scan, unique,
+                         wait_for)
 from halogrid.bodylimit import API_MAX, SCAN_RESULT_MAX, SMALL_MAX
 from halogrid.api import agent as agentmod
 from halodev.launchers import AgentProcess, GridProcess
@@ -171,8 +172,10 @@ def test_a_result_beyond_the_bounds_is_refused_and_nothing_stored(grid, api, mak
     r = agent.post("/agent/v1/commands/%s/result" % cid, _result(findings))
     assert r.status_code == 413, r.text
     assert r.json()["error"].startswith("scan result too large: ")
-    cmd = api.ok("GET", "/v1/servers/%s/commands/%s" % (agent.server_id, cid))["command"]
-    assert cmd["status"] == "started"  # nothing stored: the agent may still answer
+    # nothing stored: the agent may still answer (its start is written within a second)
+    wait_for("the command to show started", lambda: api.ok(
+        "GET", "/v1/servers/%s/commands/%s" % (agent.server_id, cid))["command"]["status"]
+        == "started")
     r = agent.post("/agent/v1/commands/%s/result" % cid, _result([GOOD]))
     assert r.status_code == 204, r.text
 

@@ -103,10 +103,10 @@ class PollThread:
 def _background(frame) -> bool:
     """A frame of the grid's own background rounds: the sweeps (app.sweep_round, which on
     PostgreSQL takes and gives back an advisory lock, and app._sweep_steps: missing servers,
-    deadlines, scheduled scans) and the contact log's writes (contact.py), which run whatever
-    the agents do."""
+    deadlines, scheduled scans) and the writes of the agents' batched reports
+    (agent_logs.py), which run whatever the agents do."""
     return frame.name in ("sweep_round", "_sweep_steps") or \
-        frame.filename.endswith("halogrid/contact.py")
+        frame.filename.endswith("halogrid/agent_logs.py")
 
 
 @contextlib.contextmanager
@@ -248,11 +248,12 @@ def test_a_group_digest_serves_only_until_its_group_is_woken_or_it_is_old():
         resolved_firewall.resolved_policy_of_group = original
 
 
-def test_a_new_agent_writes_only_to_register_and_to_report_its_firewall(igrid, iapi):
+def test_a_new_agent_writes_only_to_register_and_to_store_its_scan_results(igrid, iapi):
     """A fleet that comes up together must not queue on SQLite's one write lock: the
     registration gives the server its firewall version, so the agent's first poll and its
-    firewall read only read; the status it reports is its one other write. A scan's start
-    and result record the agent's contact without writing its server row."""
+    firewall read only read; its firewall status, its contacts and a scan's handout and
+    start go to the batched logs (agent_logs.py). A scan's result is its one other write,
+    and that leaves the server row alone."""
     from halogrid.models import Server
     writes: List[float] = []
     key = igrid.agent_key  # read here: the helper's own read counts as a write below
@@ -261,17 +262,17 @@ def test_a_new_agent_writes_only_to_register_and_to_report_its_firewall(igrid, i
                           json={"hostname": unique("fresh"), "platform": "debian"}, timeout=30)
     assert r.status_code == 201 and len(writes) == 1, (r.text, writes)
     a = Agent(igrid.url, r.json()["server_id"], r.json()["agent_secret"], r.json()["group_id"])
+    cmd = iapi.scan(a.server_id)
     writes.clear()
     with transactions(igrid.grid.engine, writes) as begun:
-        fwv = a.poll(firewall_version=-1).json()["firewall_version"]
-        answer = a.get("/agent/v1/firewall").json()
-    assert writes == [] and len(begun) == 2, (begun, writes)
-    assert answer["version"] == fwv
-    r = a.post("/agent/v1/firewall/status", {"version": fwv, "status": "applied"})
-    assert r.status_code == 204, r.text
-
-    cmd = iapi.scan(a.server_id)
-    assert [c["id"] for c in a.poll(wait=5, firewall_version=fwv).json()["commands"]] == [cmd["id"]]
+        answer = a.poll(firewall_version=-1).json()
+        fwv = answer["firewall_version"]
+        assert a.get("/agent/v1/firewall").json()["version"] == fwv
+        r = a.post("/agent/v1/firewall/status", {"version": fwv, "status": "applied"})
+        assert r.status_code == 204, r.text
+        assert [c["id"] for c in answer["commands"]] == [cmd["id"]]
+        assert a.post("/agent/v1/commands/%s/start" % cmd["id"]).status_code == 204
+    assert writes == [] and len(begun) >= 4, (begun, writes)
     igrid.grid.contacts.flush(igrid.grid.Session)
     updates: List[str] = []
 
@@ -283,17 +284,203 @@ def test_a_new_agent_writes_only_to_register_and_to_report_its_firewall(igrid, i
     event.listen(igrid.grid.engine, "before_execute", on_execute)
     try:
         before = _last_seen(igrid, a.server_id)
-        assert a.post("/agent/v1/commands/%s/start" % cmd["id"]).status_code == 204
-        r = a.post("/agent/v1/commands/%s/result" % cmd["id"],
-                   {"status": "completed", "scan": {"findings": []}})
+        with transactions(igrid.grid.engine, writes):
+            r = a.post("/agent/v1/commands/%s/result" % cmd["id"],
+                       {"status": "completed", "scan": {"findings": []}})
         assert r.status_code == 204, r.text
     finally:
         event.remove(igrid.grid.engine, "before_execute", on_execute)
-    assert updates == []
-    igrid.grid.contacts.flush(igrid.grid.Session)
+    assert updates == [] and len(writes) == 1, (updates, writes)
+    igrid.grid.flush_agent_logs()
     assert _last_seen(igrid, a.server_id) > before
     with igrid.grid.Session() as db:
-        assert db.get(Server, a.server_id).state == "active"
+        srv = db.get(Server, a.server_id)
+        assert srv.state == "active" and (srv.fw_status, srv.fw_status_version) == ("applied", fwv)
+
+
+def _events(igrid, server_id):
+    from sqlalchemy import select
+    from halogrid.models import Event
+    with igrid.grid.Session() as db:
+        return [(e.type, e.object_id, e.critical, e.message) for e in db.scalars(
+            select(Event).where(Event.server_id == server_id).order_by(Event.seq))]
+
+
+def _command_and_scan(igrid, command_id):
+    from halogrid.models import Command, Scan
+    with igrid.grid.Session() as db:
+        c = db.get(Command, command_id)
+        return c.status, db.get(Scan, c.scan_id)
+
+
+def test_handouts_starts_and_firewall_reports_are_written_together_with_their_events(igrid,
+                                                                                     iapi):
+    """What the batched logs write: each command's progress (a handout: pending, a start:
+    started and running, with its event), each server's last firewall report, and an event
+    for each report that changed the status or version, in the order they came."""
+    a, b = register(igrid), register(igrid)
+    cmds = {x.server_id: iapi.scan(x.server_id) for x in (a, b)}
+    versions = {}
+    for x in (a, b):
+        answer = x.poll(firewall_version=-1).json()
+        versions[x.server_id] = answer["firewall_version"]
+        assert [c["id"] for c in answer["commands"]] == [cmds[x.server_id]["id"]]
+    assert a.post("/agent/v1/commands/%s/start" % cmds[a.server_id]["id"]).status_code == 204
+    # started, if not written yet: never handed out again
+    assert a.poll(wait=0).json()["commands"] == []
+    assert [c["id"] for c in b.poll(wait=0).json()["commands"]] == [cmds[b.server_id]["id"]]
+    va, vb = versions[a.server_id], versions[b.server_id]
+    for x, v in ((a, va), (b, vb), (a, va)):  # the second "applied" of a changes nothing
+        assert x.post("/agent/v1/firewall/status", {"version": v, "status": "applied",
+                                                    "message": "ok"}).status_code == 204
+    assert b.post("/agent/v1/firewall/status", {"version": vb, "status": "failed",
+                                                "message": "nft: syntax error"}
+                  ).status_code == 204
+    assert _command_and_scan(igrid, cmds[a.server_id]["id"])[0] == "queued"  # not yet
+    igrid.grid.flush_agent_logs()
+
+    status, scan = _command_and_scan(igrid, cmds[a.server_id]["id"])
+    assert (status, scan.status) == ("started", "running") and scan.agent_started_at
+    status, scan = _command_and_scan(igrid, cmds[b.server_id]["id"])
+    assert (status, scan.status, scan.agent_started_at) == ("pending", "pending", None)
+    ev_a = [e for e in _events(igrid, a.server_id) if e[0] != "server_registered"]
+    assert [e[:3] for e in ev_a] == [("scan_requested", scan_id(igrid, a), False),
+                                     ("scan_started", scan_id(igrid, a), False),
+                                     ("firewall_applied", None, False)], ev_a
+    ev_b = [e for e in _events(igrid, b.server_id) if e[0].startswith("firewall")]
+    assert [e[:3] for e in ev_b] == [("firewall_applied", None, False),
+                                     ("firewall_failed", None, True)], ev_b
+    assert ev_b[1][3] == "Firewall version %d failed on server %s: nft: syntax error" % (
+        vb, _hostname(igrid, b))
+    shown = iapi.ok("GET", "/v1/servers/%s" % b.server_id)["server"]["firewall_policy"]
+    assert shown is None or shown["status"] == "failed"
+    assert (igrid.grid.command_progress.pending(), igrid.grid.firewall_reports.pending()) == (0, 0)
+
+
+def scan_id(igrid, agent):
+    from sqlalchemy import select
+    from halogrid.models import Scan
+    with igrid.grid.Session() as db:
+        return db.scalar(select(Scan.id).where(Scan.server_id == agent.server_id))
+
+
+def _hostname(igrid, agent):
+    from halogrid.models import Server
+    with igrid.grid.Session() as db:
+        return db.get(Server, agent.server_id).hostname
+
+
+def test_a_start_still_in_the_log_is_written_with_its_result(igrid, iapi):
+    """A scan that ends within the second: its start (time and event) goes in with the
+    result, before the result's event; a result refused leaves the start in the log."""
+    a, other = register(igrid), register(igrid)
+    cmd = iapi.scan(a.server_id)
+    a.poll(firewall_version=-1)
+    assert a.post("/agent/v1/commands/%s/start" % cmd["id"]).status_code == 204
+    # another server's agent cannot answer it, and takes nothing from the log
+    assert other.post("/agent/v1/commands/%s/result" % cmd["id"],
+                      {"status": "completed", "scan": {"findings": []}}).status_code == 404
+    assert igrid.grid.command_progress.is_started(cmd["id"])
+    r = a.post("/agent/v1/commands/%s/result" % cmd["id"],
+               {"status": "completed", "scan": {"findings": [
+                   {"rule_name": "r", "status": "good", "critical": False, "details": []}]}})
+    assert r.status_code == 204, r.text
+    assert igrid.grid.command_progress.pending() == 0
+    status, scan = _command_and_scan(igrid, cmd["id"])
+    assert (status, scan.status) == ("completed", "completed_clean") and scan.agent_started_at
+    kinds = [e[0] for e in _events(igrid, a.server_id) if e[1] == scan.id]
+    assert kinds == ["scan_requested", "scan_started", "scan_completed"], kinds
+    igrid.grid.flush_agent_logs()  # writes nothing more about it
+    assert [e[0] for e in _events(igrid, a.server_id) if e[1] == scan.id] == kinds
+
+
+def test_a_failed_write_keeps_the_reports_for_the_next_round(igrid, iapi, monkeypatch):
+    from halogrid import agent_logs
+    a = register(igrid)
+    cmd = iapi.scan(a.server_id)
+    fwv = a.poll(firewall_version=-1).json()["firewall_version"]
+    assert a.post("/agent/v1/commands/%s/start" % cmd["id"]).status_code == 204
+    assert a.post("/agent/v1/firewall/status", {"version": fwv, "status": "applied"}
+                  ).status_code == 204
+    original = {cls: cls._write for cls in (agent_logs.CommandProgressLog,
+                                            agent_logs.FirewallStatusLog)}
+
+    def broken(self, conn, batch):
+        raise RuntimeError("disk full")
+
+    for cls in original:
+        monkeypatch.setattr(cls, "_write", broken)
+    with pytest.raises(RuntimeError):
+        igrid.grid.flush_agent_logs()
+    assert igrid.grid.command_progress.is_started(cmd["id"])
+    assert igrid.grid.firewall_reports.pending() == 1
+    for cls, write in original.items():
+        monkeypatch.setattr(cls, "_write", write)
+    igrid.grid.flush_agent_logs()
+    assert _command_and_scan(igrid, cmd["id"])[0] == "started"
+    assert [e[0] for e in _events(igrid, a.server_id)].count("firewall_applied") == 1
+
+
+def test_a_start_being_written_still_keeps_its_command_from_being_handed_out(igrid, iapi,
+                                                                           monkeypatch):
+    """Found on PostgreSQL under load: a poll while a flush was writing the start saw the
+    command neither started in the database nor in the log, and handed it out again."""
+    from halogrid import agent_logs
+    a = register(igrid)
+    cmd = iapi.scan(a.server_id)
+    a.poll(firewall_version=-1)
+    assert a.post("/agent/v1/commands/%s/start" % cmd["id"]).status_code == 204
+    seen: List[Any] = []
+    write = agent_logs.CommandProgressLog._write
+
+    def write_while_polling(self, conn, batch):
+        seen.append(a.poll(wait=0).json()["commands"])  # the poll reads beside the write
+        return write(self, conn, batch)
+
+    monkeypatch.setattr(agent_logs.CommandProgressLog, "_write", write_while_polling)
+    igrid.grid.command_progress.flush(igrid.grid.Session)
+    assert seen == [[]]
+    assert _command_and_scan(igrid, cmd["id"])[0] == "started"
+
+
+def test_poll_answers_are_sent_as_built_and_match_their_model(igrid, iapi):
+    """A poll's answer skips FastAPI's encoder (it walked every rule of every policy a
+    command carries): what is sent must still be the published model, policies whole."""
+    from halogrid import agent_schemas as doc
+    policy = iapi.ok("GET", "/v2/policies", params={"module": "csm"})["policies"][0]
+    whole = iapi.ok("GET", "/v2/policies/%s" % policy["id"])["policy"]
+    tag = unique("asbuilt")
+    iapi.create_group(unique("asbuiltg"), tag=tag, policy_ids=[policy["id"]])
+    a = register(igrid, tag=tag)
+    first = a.poll(firewall_version=-1).json()
+    idle = a.poll(wait=0.2, firewall_version=first["firewall_version"]).json()
+    cmd = iapi.scan(a.server_id)
+    answer = a.poll(wait=5, firewall_version=first["firewall_version"]).json()
+    for body in (first, idle, answer):
+        assert doc.AgentPollAnswer.model_validate(body).model_dump(exclude_none=True) == body
+    (command,) = answer["commands"]
+    assert (command["id"], command["name"]) == (cmd["id"], "sca")
+    (sent,) = command["policies"]
+    assert sent["id"] == policy["id"] and sent["rules"] == whole["rules"]
+
+
+def test_the_deadline_sweep_writes_the_starts_first(igrid, iapi, monkeypatch):
+    """A command created long ago whose start still waits in the log is started, not one the
+    agent never picked up."""
+    import datetime as dt
+    from halogrid import app as app_module
+    from halogrid.models import Command
+    a = register(igrid)
+    cmd = iapi.scan(a.server_id)
+    a.poll(firewall_version=-1)
+    assert a.post("/agent/v1/commands/%s/start" % cmd["id"]).status_code == 204
+    with igrid.grid.Session() as db, db.begin():
+        c = db.get(Command, cmd["id"])
+        c.created_at -= dt.timedelta(hours=1)
+    monkeypatch.setattr(igrid.grid.config, "command_timeout", 600.0)
+    app_module._sweep_steps(igrid.grid)
+    status, scan = _command_and_scan(igrid, cmd["id"])
+    assert (status, scan.status) == ("started", "running"), (status, scan.status, scan.result)
 
 
 def test_a_poll_that_waited_its_whole_wait_counts_as_contact_until_it_ends(igrid):

@@ -15,7 +15,7 @@ from typing import Any, Dict, List
 
 import pytest
 
-from gridhelpers import PG_ADMIN_URL, fresh_pg_database, register
+from gridhelpers import PG_ADMIN_URL, fresh_pg_database, register, wait_for
 from halodev.launchers import GridProcess, make_self_signed_cert
 
 FEED = Path(__file__).parent / "fixtures" / "osv" / "debian-dsa.json"
@@ -267,8 +267,9 @@ def test_bad_package_lists_are_refused_and_nothing_is_stored(fed, api, make_agen
                    {"status": "completed", "scan": {"module": "svm", "packages": packages}})
     assert r.status_code == code, r.text
     assert text in r.text
-    still = api.ok("GET", "/v1/servers/%s/commands/%s" % (agent.server_id, cmd["id"]))
-    assert still["command"]["status"] == "started"
+    wait_for("the command to show started (its start is written within a second)",
+             lambda: api.ok("GET", "/v1/servers/%s/commands/%s" % (agent.server_id, cmd["id"])
+                            )["command"]["status"] == "started")
 
 
 # -- the official SDK reads svm results -----------------------------------------------------

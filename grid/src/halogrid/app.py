@@ -23,7 +23,7 @@ from .bodylimit import BodyLimitMiddleware, BodyLimits
 from .api import agent, events, fim, firewall, groups, oauth, policies, scans, servers
 from .common import record_event
 from .config import Config
-from .contact import FLUSH_EVERY, ContactLog
+from .agent_logs import FLUSH_EVERY, CommandProgressLog, ContactLog, FirewallStatusLog
 from .db import POLL_LOOK_THREADS, WORKER_THREADS, init_db, make_engine, session_factory
 from .deadlines import schedule_scans, sweep_deadlines
 from .errors import install_handlers
@@ -76,11 +76,26 @@ class Grid:
         self.poll_look_threads: Optional[anyio.CapacityLimiter] = None  # set by the lifespan
         # each group's firewall answer between the polls' looks (valid until a wake-up)
         self.firewall_digests = resolved_firewall.GroupDigests(self.notifier)
-        self.contacts = ContactLog()  # the long-polls' contacts, written once a second
+        # what agents report that is written once a second (agent_logs.py)
+        self.contacts = ContactLog()
+        self.firewall_reports = FirewallStatusLog()
+        self.command_progress = CommandProgressLog()
         self.wakeups: Optional[PgWakeups] = None  # started by the app's lifespan
         self.limiter = RateLimiter(config.rate_limit, config.rate_window)
         self.auth_failures = FailureCounter(config.auth_fail_limit, config.rate_window)
         self.started_at = utcnow()
+
+    def flush_agent_logs(self) -> None:
+        """Write what agents reported since the last round (agent_logs.py). Each log keeps
+        what it failed to write for the next round; a failure is raised once all tried."""
+        failure = None
+        for log_ in (self.contacts, self.firewall_reports, self.command_progress):
+            try:
+                log_.flush(self.Session)
+            except Exception as exc:  # the other logs are still written
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
     def sweep_missing(self, polling: Set[str]) -> int:
         """Mark servers not seen for `missing_after` seconds as missing; return how many."""
@@ -107,6 +122,11 @@ class Grid:
 
 
 def _sweep_steps(grid: Grid) -> None:
+    # first: a contact or a command's start still in the logs counts (agent_logs.py)
+    try:
+        grid.flush_agent_logs()
+    except Exception:
+        log.exception(AGENT_LOGS_FAILED)
     try:
         grid.sweep_missing(grid.notifier.polling())
     except Exception:  # keep sweeping whatever one round did
@@ -163,7 +183,7 @@ async def _every(seconds: float, failure: str, work: Callable[..., Any], *args: 
         await _in_thread_logged(failure, work, *args)
 
 
-CONTACTS_FAILED = "writing the servers' last contacts failed"
+AGENT_LOGS_FAILED = "writing what agents reported (agent_logs.py) failed"
 
 
 def create_app(config: Config, engine: Optional[Engine] = None) -> FastAPI:
@@ -187,8 +207,8 @@ def create_app(config: Config, engine: Optional[Engine] = None) -> FastAPI:
                     log.warning("wake-ups: not listening yet; retrying in the background")
         tasks = [asyncio.create_task(_every(grid.config.sweep_every(), "sweep round failed",
                                             sweep_round, grid)),
-                 asyncio.create_task(_every(FLUSH_EVERY, CONTACTS_FAILED,
-                                            grid.contacts.flush, grid.Session))]
+                 asyncio.create_task(_every(FLUSH_EVERY, AGENT_LOGS_FAILED,
+                                            grid.flush_agent_logs))]
         try:
             yield
         finally:
@@ -198,7 +218,7 @@ def create_app(config: Config, engine: Optional[Engine] = None) -> FastAPI:
                     await task
                 except (asyncio.CancelledError, Exception):
                     pass
-            await _in_thread_logged(CONTACTS_FAILED, grid.contacts.flush, grid.Session)
+            await _in_thread_logged(AGENT_LOGS_FAILED, grid.flush_agent_logs)
             if grid.wakeups is not None:
                 await run_in_threadpool(grid.wakeups.stop)
 

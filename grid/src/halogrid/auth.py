@@ -270,11 +270,12 @@ def agent_row(db: Session, request: Request, *columns: Any) -> Any:
     return _agent_verified(request, server_id, secret, row)
 
 
-def agent_checked(request: Request) -> str:
+def agent_checked(request: Request) -> Any:
     """Dependency of the agent routes that take a body: the agent credential is checked
-    (401 / 410 / 429) before the body is read. The id of the caller's server."""
+    (401 / 410 / 429) before the body is read. The caller's server as a row (agent_row:
+    id, secret_hash, state)."""
     with transaction(request.app.state.grid.Session, read_only=True) as db:
-        return agent_server(db, request).id
+        return agent_row(db, request)
 
 
 def find_key(db: Session, key_id: str) -> Optional[ApiKey]:

@@ -14,17 +14,18 @@ from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
 from .. import fim, resolved_firewall, svm
+from ..agent_logs import write_start
 from .. import agent_schemas as doc
 # the bounds of a result (PROTOCOL.md) live with the protocol's models
 from ..agent_schemas import (MAX_DEPTH, MAX_DETAIL_FIELDS, MAX_DETAILS, MAX_FINDINGS, MAX_ITEMS,
                              MAX_NAME, MAX_TEXT, POLICY_ID_MAX, TRUNCATED)
 from ..auth import (agent_checked, agent_row, agent_server, client_host, hash_secret,
                     secret_matches)
-from ..common import json_body, parse_time, record_event, tx
+from ..common import answer_as_built, json_body, parse_time, record_event, tx
 from ..db import default_group, get_setting, transaction
 from ..errors import (ApiError, BadRequest, Conflict, PayloadTooLarge, RateLimited,
                       Unauthorized)
-from ..models import (COMMAND_UNSTARTED, SCAN_FAILED, SCAN_PENDING, SCAN_QUEUED, SCAN_RUNNING,
+from ..models import (COMMAND_UNSTARTED, SCAN_FAILED,
                       Command, Finding, Group, Policy, Scan, Server, scan_outcome, utcnow)
 from ..ratelimit import RateLimiter, client_key
 
@@ -225,15 +226,38 @@ _HAS_UNSTARTED = select(Command.id).where(
     Command.server_id == Server.id, Command.status.in_(COMMAND_UNSTARTED)).exists()
 
 
+def _handed_out(db: Session, grid: Any, srv: Any) -> List[Dict[str, Any]]:
+    """The server's commands not started yet, as a poll's answer carries them, each logged
+    as handed out (agent_logs.py). A pending command is handed out again: an agent polls
+    only when it has nothing left to run, so one it has not started never reached it (say
+    the grid restarted while answering the poll that carried it)."""
+    rows = db.execute(select(Command.id, Command.name, Command.scan_id).where(
+        Command.server_id == srv.id,
+        Command.status.in_(COMMAND_UNSTARTED)).order_by(Command.created_at)).all()
+    commands, policies = [], None
+    for c in rows:
+        if grid.command_progress.is_started(c.id):  # the agent's now, if not written yet
+            continue
+        if c.name == "fim":  # what to walk and why (fim.py)
+            commands.append(dict(fim.command_payload(db, c), id=c.id, name=c.name,
+                                 policies=[]))
+        else:
+            if policies is None:
+                policies = _policies_for(db, srv.group_id)
+            commands.append({"id": c.id, "name": c.name, "policies": policies})
+        grid.command_progress.handed_out(c.id, c.scan_id, srv.id, c.name)
+    return commands
+
+
 def _poll_check(request: Request, fw_version: Optional[int], since: int
                 ) -> Tuple[Optional[Dict[str, Any]], str, int]:
     """One look at the database for a long-poll: (the answer if there is one now, the
     server's group, its firewall version). Hands out the server's open commands.
 
-    Most looks find nothing to hand out: they read one row (the credential, the state, the
-    firewall version and whether a command waits) and the group's firewall digest, mostly
-    from memory (GroupDigests); the contact goes to the batched contact log (contact.py).
-    Only a look with something to write (commands to hand out, a new firewall version, a
+    A look reads one row (the credential, the state, the firewall version and whether a
+    command waits) and the group's firewall digest, mostly from memory (GroupDigests), and
+    the commands when one waits; the contact and the handouts go to the batched logs
+    (agent_logs.py). Only a look with something to write now (a new firewall version, a
     missing server back) takes a write transaction. `since`: notifier.mark() before it."""
     grid = request.app.state.grid
     with transaction(grid.Session, read_only=True) as db:
@@ -241,43 +265,18 @@ def _poll_check(request: Request, fw_version: Optional[int], since: int
                         _HAS_UNSTARTED.label("has_unstarted"))
         version = grid.firewall_digests.unchanged_version(
             db, row.group_id, row.fw_version, row.fw_hash, since)
-        if row.state == "active" and not row.has_unstarted and version is not None:
+        if row.state == "active" and version is not None:
             grid.contacts.seen(row.id)
+            commands = _handed_out(db, grid, row) if row.has_unstarted else []
             answer = None
-            if fw_version is not None and fw_version != version:
-                answer = {"commands": [], "firewall_version": version}
+            if commands or (fw_version is not None and fw_version != version):
+                answer = {"commands": commands, "firewall_version": version}
             return answer, row.group_id, version
-        # read here, not while holding the write turn: what a scan command carries
-        looked_group = row.group_id
-        policies = _policies_for(db, looked_group) if row.has_unstarted else None
     with tx(request) as db:
         # a missing server turning active changes no firewall (missing servers stay in
         # their groups' sources): nobody to wake
         srv = _caller_in_contact(db, request)
-        if srv.group_id != looked_group:  # moved since the look
-            policies = None
-        now = utcnow()
-        rows = db.scalars(select(Command).where(
-            Command.server_id == srv.id,
-            Command.status.in_(COMMAND_UNSTARTED)).order_by(Command.created_at)).all()
-        # A pending command is handed out again: an agent polls only when it has nothing
-        # left to run, so one it has not started never reached it (say the grid restarted
-        # while answering the poll that carried it).
-        commands = []
-        for c in rows:
-            c.status = "pending"
-            c.updated_at = now
-            if c.scan_id:
-                sc = db.get(Scan, c.scan_id)
-                if sc is not None and sc.status in (SCAN_QUEUED, SCAN_PENDING):
-                    sc.status = SCAN_PENDING
-            if c.name == "fim":  # what to walk and why (fim.py)
-                commands.append(dict(fim.command_payload(db, c), id=c.id, name=c.name,
-                                     policies=[]))
-            else:
-                if policies is None:
-                    policies = _policies_for(db, srv.group_id)
-                commands.append({"id": c.id, "name": c.name, "policies": policies})
+        commands = _handed_out(db, grid, srv)
         version = grid.firewall_digests.unchanged_version(db, srv.group_id, srv.fw_version,
                                                           srv.fw_hash, since)
         if version is None:  # its answer changed: a new version (a write on its row)
@@ -331,7 +330,8 @@ async def poll(request: Request):
             answer, group_id, version = await anyio.to_thread.run_sync(
                 _poll_check, request, fw_version, since, limiter=grid.poll_look_threads)
             if answer is not None:
-                return answer
+                # as built: FastAPI's encoder walked every rule of every policy it carries
+                return answer_as_built(answer)
             notifier.set_group(waiter, group_id, since)
             remaining = deadline - loop.time()
             if remaining > 0:
@@ -343,17 +343,18 @@ async def poll(request: Request):
                 # nothing that could change the answer happened since the last look; the
                 # agent was connected all along, so its contact is now, not the poll's start
                 grid.contacts.seen(waiter.server_id)
-                return {"commands": [], "firewall_version": version}
+                return answer_as_built({"commands": [], "firewall_version": version})
             if await request.is_disconnected():
                 return Response(status_code=204)
     finally:
         notifier.unregister(waiter)
 
 
-def _open_command(db: Session, srv: Server, command_id: str) -> Command:
+def _open_command(db: Session, srv: Server, command_id: str, lock: bool = False) -> Command:
     """The server's own command, still open: an agent may neither touch another server's
-    commands nor restart or re-answer a finished one."""
-    c = db.get(Command, command_id)
+    commands nor restart or re-answer a finished one. `lock` (a write): the command's row
+    first (FOR UPDATE on PostgreSQL), before its scan, as agent_logs' writes lock them."""
+    c = db.get(Command, command_id, with_for_update=lock)
     if c is None or c.server_id != srv.id:
         raise ApiError({"error": "no command %s for this server" % command_id}, 404)
     if c.status in ("completed", "failed"):
@@ -363,19 +364,20 @@ def _open_command(db: Session, srv: Server, command_id: str) -> Command:
 
 @router.post("/agent/v1/commands/{command_id}/start", status_code=204)
 def start_command(command_id: str, request: Request):
-    with tx(request) as db:
-        srv = _caller_in_contact(db, request)
-        c = _open_command(db, srv, command_id)
-        if c.status != "started":
-            c.status = "started"
-            c.updated_at = utcnow()
-            sc = db.get(Scan, c.scan_id) if c.scan_id else None
-            if sc is not None:
-                sc.status = SCAN_RUNNING
-                sc.agent_started_at = sc.agent_started_at or utcnow()
-            record_event(db, "scan_started", "Scan started",
-                         "%s scan started on server %s" % (c.name, srv.hostname), server=srv,
-                         actor="agent", object_id=c.scan_id)
+    """Checked now (404 / 409), written within a second (agent_logs.py), or with the
+    command's result if that comes first."""
+    grid = request.app.state.grid
+    with transaction(grid.Session, read_only=True) as db:
+        row = agent_row(db, request)
+        c = _open_command(db, row, command_id)
+        name, scan_id, status = c.name, c.scan_id, c.status
+    if row.state == "missing":  # it turns active again at once (a write and an event)
+        with tx(request) as db:
+            _mark_seen(db, agent_server(db, request))
+    else:
+        grid.contacts.seen(row.id)
+    if status != "started":
+        grid.command_progress.started(command_id, scan_id, row.id, name)
     return Response(status_code=204)
 
 
@@ -486,7 +488,7 @@ def _svm_packages(scan: Dict[str, Any]) -> List[Dict[str, Any]]:
              responses={400: {"model": doc.AgentError}, 401: {"model": doc.AgentError},
                         404: {"model": doc.AgentError}, 409: {"model": doc.AgentError},
                         413: {"model": doc.AgentError}})
-def fim_objects(command_id: str, request: Request, _agent: str = Depends(agent_checked),
+def fim_objects(command_id: str, request: Request, _agent: Any = Depends(agent_checked),
                 body: Any = Depends(json_body)):
     """One chunk of a fim command's inventory (fim.py); 409 once the command is closed."""
     if not isinstance(body, dict):
@@ -508,7 +510,7 @@ def fim_objects(command_id: str, request: Request, _agent: str = Depends(agent_c
              openapi_extra=doc.json_body(doc.AgentCommandResult),
              responses={400: {"model": doc.AgentError}, 401: {"model": doc.AgentError},
                         413: {"model": doc.AgentError}})
-def command_result(command_id: str, request: Request, _agent: str = Depends(agent_checked),
+def command_result(command_id: str, request: Request, _agent: Any = Depends(agent_checked),
                    body: Any = Depends(json_body)):
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object with status and scan")
@@ -526,74 +528,81 @@ def command_result(command_id: str, request: Request, _agent: str = Depends(agen
     reason = body.get("result")
     if reason is not None:
         reason = _text(reason if isinstance(reason, str) else str(reason))
-    with tx(request) as db:
-        srv = _caller_in_contact(db, request)
-        c = _open_command(db, srv, command_id)
-        if c.name == "fim" and not c.scan_id:  # a fim baseline: no scan (fim.py)
-            fim.finish_baseline(db, srv, c, status, reason, scan_obj)
-            return Response(status_code=204)
-        if c.name == "fim":
-            findings = []  # the grid makes a fim scan's findings, never the agent
-        now = utcnow()
-        c.status = status
-        c.result = reason if status == "failed" else None
-        c.updated_at = now
-        sc = db.get(Scan, c.scan_id) if c.scan_id else None
-        if sc is None:
-            sc = Scan(server_id=srv.id, server_hostname=srv.hostname, group_id=srv.group_id,
-                      command_id=c.id, module=c.name, created_at=c.created_at)
-            db.add(sc)
-            db.flush()
-            c.scan_id = sc.id
-        if findings:  # one multi-row INSERT, not one ORM object per finding
-            db.execute(insert(Finding), [dict(f, scan_id=sc.id, position=pos)
-                                         for pos, f in enumerate(findings)])
-        crit = sum(1 for f in findings if f["status"] == "bad" and f["critical"])
-        noncrit = sum(1 for f in findings if f["status"] == "bad" and not f["critical"])
-        # a not-applicable finding (good, every detail scan_status "not_applicable") is
-        # no evidence of a pass: not counted as ok
-        ok = sum(1 for f in findings if f["status"] == "good" and not _not_applicable(f))
-        if status == "failed":
-            sc.status = SCAN_FAILED
-        else:  # what the agent sent is findings; the status is the grid's
-            sc.status = scan_outcome(any(f["status"] in ("bad", "indeterminate")
-                                         for f in findings))
-        sc.critical_findings_count, sc.non_critical_findings_count = crit, noncrit
-        sc.ok_findings_count = ok
-        sc.agent_started_at = started or sc.agent_started_at
-        sc.agent_completed_at = completed or now
-        sc.analysis_started_at, sc.analysis_completed_at, sc.completed_at = now, now, now
-        sc.result = c.result
-        sc.server_hostname = srv.hostname
-        if c.name == "svm" and status == "completed":  # findings from the feed (svm.py)
-            why = svm.apply_result(db, srv, sc, scan_obj, packages)
-            if why:
-                status = c.status = sc.status = "failed"
-                reason = c.result = sc.result = why
-            crit, noncrit = sc.critical_findings_count, sc.non_critical_findings_count
-            ok = sc.ok_findings_count
-        elif c.name == "fim":  # the diff against the baselines, in the database (fim.py)
-            why = fim.apply_scan(db, srv, sc, c, scan_obj) if status == "completed" else None
+    progress = request.app.state.grid.command_progress
+    start = progress.take(command_id)  # written with the result (agent_logs.py)
+    try:
+        with tx(request) as db:
+            srv = _caller_in_contact(db, request)
+            c = _open_command(db, srv, command_id, lock=True)
+            write_start(db, start)
+            if c.name == "fim" and not c.scan_id:  # a fim baseline: no scan (fim.py)
+                fim.finish_baseline(db, srv, c, status, reason, scan_obj)
+                return Response(status_code=204)
+            if c.name == "fim":
+                findings = []  # the grid makes a fim scan's findings, never the agent
+            now = utcnow()
+            c.status = status
+            c.result = reason if status == "failed" else None
+            c.updated_at = now
+            sc = db.get(Scan, c.scan_id) if c.scan_id else None
+            if sc is None:
+                sc = Scan(server_id=srv.id, server_hostname=srv.hostname, group_id=srv.group_id,
+                          command_id=c.id, module=c.name, created_at=c.created_at)
+                db.add(sc)
+                db.flush()
+                c.scan_id = sc.id
+            if findings:  # one multi-row INSERT, not one ORM object per finding
+                db.execute(insert(Finding), [dict(f, scan_id=sc.id, position=pos)
+                                             for pos, f in enumerate(findings)])
+            crit = sum(1 for f in findings if f["status"] == "bad" and f["critical"])
+            noncrit = sum(1 for f in findings if f["status"] == "bad" and not f["critical"])
+            # a not-applicable finding (good, every detail scan_status "not_applicable") is
+            # no evidence of a pass: not counted as ok
+            ok = sum(1 for f in findings if f["status"] == "good" and not _not_applicable(f))
             if status == "failed":
-                fim.discard_objects(db, c.id)
-            if why:
-                fim.clear_findings(db, sc.id)
-                sc.critical_findings_count = sc.non_critical_findings_count = 0
-                sc.ok_findings_count = 0
-                status = c.status = sc.status = "failed"
-                reason = c.result = sc.result = why
-            crit, noncrit = sc.critical_findings_count, sc.non_critical_findings_count
-            ok = sc.ok_findings_count
-        if status == "failed":
-            record_event(db, "scan_failed", "Scan failed", "%s scan failed on server %s: %s"
-                         % (c.name, srv.hostname, reason or "no reason given"), server=srv,
-                         actor="agent", object_id=sc.id, critical=True)
-        else:
-            record_event(db, "scan_completed", "Scan completed",
-                         "%s scan completed on server %s: %s (%d critical, %d non-critical "
-                         "bad, %d ok)" % (c.name, srv.hostname, sc.status, crit, noncrit, ok),
-                         server=srv, actor="agent", object_id=sc.id,
-                         critical=bool(crit))
+                sc.status = SCAN_FAILED
+            else:  # what the agent sent is findings; the status is the grid's
+                sc.status = scan_outcome(any(f["status"] in ("bad", "indeterminate")
+                                             for f in findings))
+            sc.critical_findings_count, sc.non_critical_findings_count = crit, noncrit
+            sc.ok_findings_count = ok
+            sc.agent_started_at = started or sc.agent_started_at
+            sc.agent_completed_at = completed or now
+            sc.analysis_started_at, sc.analysis_completed_at, sc.completed_at = now, now, now
+            sc.result = c.result
+            sc.server_hostname = srv.hostname
+            if c.name == "svm" and status == "completed":  # findings from the feed (svm.py)
+                why = svm.apply_result(db, srv, sc, scan_obj, packages)
+                if why:
+                    status = c.status = sc.status = "failed"
+                    reason = c.result = sc.result = why
+                crit, noncrit = sc.critical_findings_count, sc.non_critical_findings_count
+                ok = sc.ok_findings_count
+            elif c.name == "fim":  # the diff against the baselines, in the database (fim.py)
+                why = fim.apply_scan(db, srv, sc, c, scan_obj) if status == "completed" else None
+                if status == "failed":
+                    fim.discard_objects(db, c.id)
+                if why:
+                    fim.clear_findings(db, sc.id)
+                    sc.critical_findings_count = sc.non_critical_findings_count = 0
+                    sc.ok_findings_count = 0
+                    status = c.status = sc.status = "failed"
+                    reason = c.result = sc.result = why
+                crit, noncrit = sc.critical_findings_count, sc.non_critical_findings_count
+                ok = sc.ok_findings_count
+            if status == "failed":
+                record_event(db, "scan_failed", "Scan failed", "%s scan failed on server %s: %s"
+                             % (c.name, srv.hostname, reason or "no reason given"), server=srv,
+                             actor="agent", object_id=sc.id, critical=True)
+            else:
+                record_event(db, "scan_completed", "Scan completed",
+                             "%s scan completed on server %s: %s (%d critical, %d non-critical "
+                             "bad, %d ok)" % (c.name, srv.hostname, sc.status, crit, noncrit, ok),
+                             server=srv, actor="agent", object_id=sc.id,
+                             critical=bool(crit))
+    except BaseException:
+        progress.give_back(start)
+        raise
     return Response(status_code=204)
 
 
@@ -621,8 +630,11 @@ FW_VERSION_MAX = 2 ** 31 - 1
 @router.post("/agent/v1/firewall/status", status_code=204,
              openapi_extra=doc.json_body(doc.AgentFirewallStatus),
              responses={400: {"model": doc.AgentError}, 401: {"model": doc.AgentError}})
-def firewall_status(request: Request, _agent: str = Depends(agent_checked),
+def firewall_status(request: Request, caller: Any = Depends(agent_checked),
                     body: Any = Depends(json_body)):
+    """The agent's report on the firewall version it applied, written within a second
+    with the other reports (firewall_status.py): one write turn each was the fleet's
+    queue after every firewall change."""
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object with version and status")
     version, status = body.get("version"), body.get("status")
@@ -633,18 +645,14 @@ def firewall_status(request: Request, _agent: str = Depends(agent_checked),
     if status not in ("applied", "failed"):
         raise BadRequest("status must be applied or failed")
     message = body.get("message")
-    with tx(request) as db:
-        srv = agent_server(db, request)
-        _mark_seen(db, srv)
-        changed = (srv.fw_status, srv.fw_status_version) != (status, version)
-        srv.fw_status, srv.fw_status_version = status, version
-        srv.fw_status_message = None if message is None else _text(str(message))
-        if changed:
-            record_event(db, "firewall_%s" % status, "Firewall policy %s" % status,
-                         "Firewall version %d %s on server %s%s"
-                         % (version, status, srv.hostname,
-                            ": %s" % message if message and status == "failed" else ""),
-                         server=srv, actor="agent", critical=(status == "failed"))
+    grid = request.app.state.grid
+    if caller.state == "missing":  # it turns active again at once (a write and an event)
+        with tx(request) as db:
+            _mark_seen(db, agent_server(db, request))
+    else:
+        grid.contacts.seen(caller.id)
+    grid.firewall_reports.report(caller.id, version, status,
+                                 None if message is None else _text(str(message)))
     return Response(status_code=204)
 
 
