@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from fastapi import Request
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from .errors import Forbidden, Gone, RateLimited, Unauthorized
@@ -257,16 +257,28 @@ def agent_server(db: Session, request: Request) -> Server:
     return _agent_verified(request, server_id, secret, srv)
 
 
-def agent_row(db: Session, request: Request, *columns: Any) -> Any:
-    """`agent_server`'s checks, on one row of the server's `columns` (with id, secret_hash
-    and state) read by one plain statement rather than an ORM object: for the agent routes
-    that need no Server object (the long-poll's look, which most of a fleet's requests are,
-    and the writes that leave the server row alone)."""
+def agent_lookup(*columns: Any) -> Any:
+    """The statement `agent_row` runs to read `columns` of the caller's server besides its
+    id, secret_hash and state. Made once, as a constant of its caller's module: SQLAlchemy
+    then keeps its cache key, which it otherwise makes again for every statement built (on
+    an idle poll, more than the lookup itself)."""
+    return select(Server.id, Server.secret_hash, Server.state, *columns).where(
+        Server.id == bindparam("agent_server_id"))
+
+
+AGENT_CREDENTIAL = agent_lookup()
+
+
+def agent_row(db: Session, request: Request, lookup: Any = AGENT_CREDENTIAL) -> Any:
+    """`agent_server`'s checks, on one row of the caller's server read by `lookup`
+    (agent_lookup) rather than as an ORM object: for the agent routes that need no Server
+    object (the long-poll's look, which most of a fleet's requests are, and the writes that
+    leave the server row alone)."""
     server_id, secret = _agent_credential(request)
     row = None
     if server_id:
-        row = db.execute(select(Server.id, Server.secret_hash, Server.state, *columns)
-                         .where(Server.id == server_id)).first()
+        # a plain statement on the session's connection: no ORM step for a row of columns
+        row = db.connection().execute(lookup, {"agent_server_id": server_id}).first()
     return _agent_verified(request, server_id, secret, row)
 
 

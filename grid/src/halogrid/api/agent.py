@@ -19,8 +19,8 @@ from .. import agent_schemas as doc
 # the bounds of a result (PROTOCOL.md) live with the protocol's models
 from ..agent_schemas import (MAX_DEPTH, MAX_DETAIL_FIELDS, MAX_DETAILS, MAX_FINDINGS, MAX_ITEMS,
                              MAX_NAME, MAX_TEXT, POLICY_ID_MAX, TRUNCATED)
-from ..auth import (agent_checked, agent_row, agent_server, client_host, hash_secret,
-                    secret_matches)
+from ..auth import (agent_checked, agent_lookup, agent_row, agent_server, client_host,
+                    hash_secret, secret_matches)
 from ..common import answer_as_built, json_body, parse_time, record_event, tx
 from ..db import default_group, get_setting, transaction
 from ..errors import (ApiError, BadRequest, Conflict, PayloadTooLarge, RateLimited,
@@ -190,16 +190,16 @@ def _mark_seen(db: Session, srv: Server) -> bool:
 
 
 # what the agent routes read of the calling server: a plain row, not an ORM object
-_CALLER_COLUMNS = (Server.hostname, Server.group_id, Server.platform, Server.platform_version,
-                   Server.fw_version, Server.fw_hash)
+_CALLER = agent_lookup(Server.hostname, Server.group_id, Server.platform,
+                       Server.platform_version, Server.fw_version, Server.fw_hash)
 
 
 def _caller_in_contact(db: Session, request: Request) -> Any:
-    """The calling agent's server as a row (agent_row with _CALLER_COLUMNS), its contact
+    """The calling agent's server as a row (agent_row with _CALLER), its contact
     recorded: in the contact log (written once a second) while it is active, at once when
     it was missing (it turns active again: a write and an event). An agent's write then
     holds SQLite's one write turn without loading and updating its server row."""
-    row = agent_row(db, request, *_CALLER_COLUMNS)
+    row = agent_row(db, request, _CALLER)
     if row.state == "missing":
         _mark_seen(db, db.get(Server, row.id))
     else:
@@ -221,9 +221,11 @@ def _policies_for(db: Session, group_id: str) -> List[Dict[str, Any]]:
     return out
 
 
-# whether the server has a command not started yet (the idle look's one statement)
-_HAS_UNSTARTED = select(Command.id).where(
-    Command.server_id == Server.id, Command.status.in_(COMMAND_UNSTARTED)).exists()
+# the idle look's one statement: with whether the server has a command not started yet
+_POLL_LOOK = agent_lookup(
+    Server.group_id, Server.fw_version, Server.fw_hash,
+    select(Command.id).where(Command.server_id == Server.id,
+                             Command.status.in_(COMMAND_UNSTARTED)).exists().label("has_unstarted"))
 
 
 def _handed_out(db: Session, grid: Any, srv: Any) -> List[Dict[str, Any]]:
@@ -261,8 +263,7 @@ def _poll_check(request: Request, fw_version: Optional[int], since: int
     missing server back) takes a write transaction. `since`: notifier.mark() before it."""
     grid = request.app.state.grid
     with transaction(grid.Session, read_only=True) as db:
-        row = agent_row(db, request, Server.group_id, Server.fw_version, Server.fw_hash,
-                        _HAS_UNSTARTED.label("has_unstarted"))
+        row = agent_row(db, request, _POLL_LOOK)
         version = grid.firewall_digests.unchanged_version(
             db, row.group_id, row.fw_version, row.fw_hash, since)
         if row.state == "active" and version is not None:
@@ -612,7 +613,7 @@ def firewall(request: Request):
     grid = request.app.state.grid
     # mostly read only: the version the poll announced names this answer already
     with transaction(grid.Session, read_only=True) as db:
-        row = agent_row(db, request, *_CALLER_COLUMNS)
+        row = agent_row(db, request, _CALLER)
         stored = resolved_firewall.stored_answer(db, row.group_id, row.fw_version, row.fw_hash)
         if row.state == "active" and stored is not None:
             grid.contacts.seen(row.id)
