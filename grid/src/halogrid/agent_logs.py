@@ -19,6 +19,7 @@ import datetime as _dt
 import threading
 import time
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Dict, List, Optional
 
 from sqlalchemy import bindparam, func, insert, or_, select
@@ -341,15 +342,16 @@ def started_event(entry: CommandProgress, server: Any) -> Dict[str, Any]:
                   object_id=entry.scan_id)
 
 
-def write_start(db: Session, entry: Optional[CommandProgress]) -> None:
+def write_start(db: Session, entry: Optional[CommandProgress], server: Any,
+                scan: Optional[Scan]) -> None:
     """The result route, in its own transaction: the command's start taken from the log
-    (`CommandProgressLog.take`) is written with it (its time, and its event before the
-    result's)."""
+    (`CommandProgressLog.take`) goes in with it: its time on `scan`, and its event, which
+    keeps its place before the result's. `server`: the caller's row (id, hostname, group_id)."""
     if entry is None or not entry.started:
         return
-    sc = db.get(Scan, entry.scan_id) if entry.scan_id else None
-    if sc is not None and sc.agent_started_at is None:
-        sc.agent_started_at = entry.at
-    server = _server_rows(db.connection(), [entry.server_id]).get(entry.server_id)
-    if server is not None:
-        db.execute(insert(Event), [started_event(entry, server)])
+    if scan is not None and scan.agent_started_at is None:
+        scan.agent_started_at = entry.at
+    group = db.get(Group, server.group_id)  # the result's event reads it too
+    db.add(Event(**started_event(entry, SimpleNamespace(
+        id=server.id, hostname=server.hostname, group_id=server.group_id,
+        group_name=group.name if group is not None else None))))

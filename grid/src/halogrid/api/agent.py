@@ -535,8 +535,8 @@ def command_result(command_id: str, request: Request, _agent: Any = Depends(agen
         with tx(request) as db:
             srv = _caller_in_contact(db, request)
             c = _open_command(db, srv, command_id, lock=True)
-            write_start(db, start)
             if c.name == "fim" and not c.scan_id:  # a fim baseline: no scan (fim.py)
+                write_start(db, start, srv, None)
                 fim.finish_baseline(db, srv, c, status, reason, scan_obj)
                 return Response(status_code=204)
             if c.name == "fim":
@@ -552,6 +552,7 @@ def command_result(command_id: str, request: Request, _agent: Any = Depends(agen
                 db.add(sc)
                 db.flush()
                 c.scan_id = sc.id
+            write_start(db, start, srv, sc)
             if findings:  # one multi-row INSERT, not one ORM object per finding
                 db.execute(insert(Finding), [dict(f, scan_id=sc.id, position=pos)
                                              for pos, f in enumerate(findings)])
