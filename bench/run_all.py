@@ -183,6 +183,10 @@ def main():
         print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
         if i == 0:
             print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    print("\nWhat limits a missed target here: CPU. One grid process runs its Python on one core "
+          "(its CPU figures near 1.0), and the simulated agents and ansible-playbook share the "
+          "machine with it (load average above its cores). grid/README.md, \"What one process on "
+          "SQLite carries\", has the figures and the way past it (PostgreSQL with --workers).")
 
 
 if __name__ == "__main__":
