@@ -10,6 +10,7 @@ import ipaddress
 import logging
 import secrets
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from fastapi import Request
@@ -93,8 +94,9 @@ def revoke_api_key(db: Session, key_id: str) -> Optional[ApiKey]:
     return key
 
 
-def key_state(key: ApiKey, now: Optional[_dt.datetime] = None) -> str:
-    """active | revoked | expired"""
+def key_state(key: Any, now: Optional[_dt.datetime] = None) -> str:
+    """active | revoked | expired (`key`: an ApiKey, or anything with its revoked_at and
+    expires_at)"""
     if key.revoked_at is not None:
         return "revoked"
     if key.expires_at is not None and key.expires_at <= (now or utcnow()):
@@ -146,8 +148,9 @@ def check_blocked(request: Request) -> None:
         raise RateLimited(wait)
 
 
-def check_network(request: Request, key: ApiKey) -> None:
-    """403 when the key may be used only from networks the caller is not in."""
+def check_network(request: Request, key: Any) -> None:
+    """403 when the key (an ApiKey, or anything with its key_id and allow_from) may be used
+    only from networks the caller is not in."""
     host = client_host(request)
     if not address_allowed(host, key.allow_from):
         log.info("API key %s refused from %s: not in its allowed networks", key.key_id, host)
@@ -171,6 +174,14 @@ def _bearer(request: Request) -> Optional[str]:
     return None
 
 
+# a token and its key, in one statement made once (see agent_lookup): every API call runs it
+_TOKEN_AND_KEY = (
+    select(Token.key_id, Token.scope, Token.expires_at, ApiKey.key_id.label("key_found"),
+           ApiKey.revoked_at, ApiKey.expires_at.label("key_expires_at"), ApiKey.allow_from)
+    .outerjoin(ApiKey, ApiKey.key_id == Token.key_id)
+    .where(Token.token_hash == bindparam("token_hash")))
+
+
 def authenticate(request: Request) -> Principal:
     grid = request.app.state.grid
     token = _bearer(request)
@@ -179,18 +190,19 @@ def authenticate(request: Request) -> Principal:
     check_blocked(request)
     with transaction(grid.Session, read_only=True) as db:
         now = utcnow()
-        row = db.get(Token, hash_secret(token))
-        if row is None:
-            grid.auth_failures.fail(client_host(request))
-            raise Unauthorized("invalid_token")
-        if row.expires_at <= now:  # a real token, only old: its client re-authenticates
-            raise Unauthorized("invalid_token")
         # the key is read on every call: a revoked or expired key's tokens stop at once
-        key = db.get(ApiKey, row.key_id)
-        if key is None or key_state(key, now) != "active":
-            raise Unauthorized("invalid_token")
-        check_network(request, key)
-        principal = Principal(key_id=row.key_id, scope=row.scope)
+        row = db.connection().execute(_TOKEN_AND_KEY, {"token_hash": hash_secret(token)}).first()
+    if row is None:
+        grid.auth_failures.fail(client_host(request))
+        raise Unauthorized("invalid_token")
+    if row.expires_at <= now:  # a real token, only old: its client re-authenticates
+        raise Unauthorized("invalid_token")
+    key = SimpleNamespace(key_id=row.key_id, revoked_at=row.revoked_at,
+                          expires_at=row.key_expires_at, allow_from=row.allow_from)
+    if row.key_found is None or key_state(key, now) != "active":
+        raise Unauthorized("invalid_token")
+    check_network(request, key)
+    principal = Principal(key_id=row.key_id, scope=row.scope)
     wait = grid.limiter.hit(principal.key_id)
     if wait is not None:
         log.info("rate limit: API key %s throttled (429, Retry-After %ss)", principal.key_id, wait)
