@@ -470,6 +470,26 @@ def test_poll_answers_are_sent_as_built_and_match_their_model(igrid, iapi):
     assert sent["id"] == policy["id"] and sent["rules"] == whole["rules"]
 
 
+def test_a_missing_servers_start_or_firewall_report_reactivates_it_at_once(igrid, iapi):
+    """Those reports go to the batched logs, but a missing server coming back is written
+    by the request itself, with its event."""
+    from halogrid.models import Server
+    a, b = register(igrid), register(igrid)
+    cmd = iapi.scan(a.server_id)
+    fwv = b.poll(firewall_version=-1).json()["firewall_version"]
+    a.poll(firewall_version=-1)
+    with igrid.grid.Session() as db, db.begin():
+        for agent in (a, b):
+            db.get(Server, agent.server_id).state = "missing"
+    assert a.post("/agent/v1/commands/%s/start" % cmd["id"]).status_code == 204
+    assert b.post("/agent/v1/firewall/status", {"version": fwv, "status": "applied"}
+                  ).status_code == 204
+    for agent in (a, b):
+        with igrid.grid.Session() as db:
+            assert db.get(Server, agent.server_id).state == "active"
+        assert "server_reactivated" in [e[0] for e in _events(igrid, agent.server_id)]
+
+
 def test_the_deadline_sweep_writes_the_starts_first(igrid, iapi, monkeypatch):
     """A command created long ago whose start still waits in the log is started, not one the
     agent never picked up."""

@@ -19,15 +19,15 @@ import datetime as _dt
 import threading
 import time
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any, Dict, List, Optional
 
 from sqlalchemy import bindparam, func, insert, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from .common import event_fields, record_event
 from .db import transaction
 from .models import (COMMAND_UNSTARTED, SCAN_PENDING, SCAN_QUEUED, SCAN_RUNNING, Command, Event,
-                     Group, Scan, Server, new_id, utcnow)
+                     Group, Scan, Server, utcnow)
 
 FLUSH_EVERY = 1.0  # seconds: how far the API may be behind what agents reported
 
@@ -35,41 +35,34 @@ FLUSH_EVERY = 1.0  # seconds: how far the API may be behind what agents reported
 _IDS_PER_STATEMENT = 500
 
 
-def _rows_by_id(conn: Any, columns: tuple, id_column: Any, ids: List[str],
+def _rows_by_id(conn: Any, query: Any, id_column: Any, ids: List[str],
                 lock: bool = False) -> Dict[str, Any]:
-    """{id: row} of `columns` for the (sorted) ids that exist, a few hundred ids per
-    statement; `lock`: FOR UPDATE, in id order."""
+    """{id: row} of `query` (a select whose first column is `id_column`) for the (sorted)
+    ids that exist, a few hundred ids per statement; `lock`: FOR UPDATE, in id order."""
     out = {}
     for start in range(0, len(ids), _IDS_PER_STATEMENT):
-        stmt = (select(id_column, *columns)
-                .where(id_column.in_(ids[start:start + _IDS_PER_STATEMENT]))
+        stmt = (query.where(id_column.in_(ids[start:start + _IDS_PER_STATEMENT]))
                 .order_by(id_column))
         for row in conn.execute(stmt.with_for_update() if lock else stmt):
             out[row[0]] = row
     return out
 
 
-def _server_rows(conn: Any, server_ids: List[str]) -> Dict[str, Any]:
-    """What an event names of each server: hostname, group id and group name."""
-    out = {}
-    for start in range(0, len(server_ids), _IDS_PER_STATEMENT):
-        for row in conn.execute(
-                select(Server.id, Server.hostname, Server.group_id, Group.name.label("group_name"),
-                       Server.fw_status, Server.fw_status_version)
-                .outerjoin(Group, Group.id == Server.group_id)
-                .where(Server.id.in_(server_ids[start:start + _IDS_PER_STATEMENT]))):
-            out[row.id] = row
-    return out
+# what an event names of a server (hostname, group id and name), and its firewall status
+_SERVER_FOR_EVENTS = (
+    select(Server.id, Server.hostname, Server.group_id, Group.name.label("group_name"),
+           Server.fw_status, Server.fw_status_version)
+    .outerjoin(Group, Group.id == Server.group_id))
 
 
 def _event(seq: int, at: _dt.datetime, type_: str, name: str, message: str, server: Any,
            critical: bool = False, object_id: Optional[str] = None) -> Dict[str, Any]:
-    """An event row (as common.record_event makes them) of an agent's report: its place
+    """The event row of an agent's report (`server`: a _SERVER_FOR_EVENTS row): its place
     among the others is when the report arrived, not when it was written."""
-    return {"id": new_id(), "seq": seq, "created_at": at, "type": type_, "name": name,
-            "message": message, "critical": critical, "server_id": server.id,
-            "server_hostname": server.hostname, "group_id": server.group_id,
-            "group_name": server.group_name, "actor": "agent", "object_id": object_id}
+    return event_fields(type_, name, message, server_id=server.id,
+                        server_hostname=server.hostname, group_id=server.group_id,
+                        group_name=server.group_name, actor="agent", critical=critical,
+                        object_id=object_id, seq=seq, created_at=at)
 
 
 class _Log:
@@ -189,7 +182,8 @@ class FirewallStatusLog(_Log):
         """Each server's last report on its row, and an event for every report that changed
         its status or version (in the order they arrived, as when each was written alone).
         A server deleted since its report is skipped."""
-        servers = _server_rows(conn, sorted({r.server_id for r in batch}))
+        servers = _rows_by_id(conn, _SERVER_FOR_EVENTS, Server.id,
+                              sorted({r.server_id for r in batch}))
         current = {sid: (row.fw_status, row.fw_status_version) for sid, row in servers.items()}
         events, last = [], {}
         for r in batch:
@@ -299,7 +293,8 @@ class CommandProgressLog(_Log):
         # a result being stored locks its command first too (_open_command), so neither
         # waits for a row the other holds
         status = {cid: row.status for cid, row in _rows_by_id(
-            conn, (Command.status,), Command.id, sorted(batch), lock=True).items()}
+            conn, select(Command.id, Command.status), Command.id, sorted(batch),
+            lock=True).items()}
         handed = [e for e in batch.values() if not e.started and status.get(e.command_id) ==
                   "queued"]
         started = [e for e in batch.values() if e.started and status.get(e.command_id) in
@@ -327,19 +322,19 @@ class CommandProgressLog(_Log):
                                     or_(*(scans.c.status == s for s in from_scan)))
                              .values(**values), with_scan)
         if started:
-            servers = _server_rows(conn, sorted({e.server_id for e in started}))
-            events = [started_event(e, servers[e.server_id]) for e in started
-                      if e.server_id in servers]
+            servers = _rows_by_id(conn, _SERVER_FOR_EVENTS, Server.id,
+                                  sorted({e.server_id for e in started}))
+            events = [_event(e.seq, e.at, "scan_started", "Scan started",
+                             _started_message(e, servers[e.server_id].hostname),
+                             servers[e.server_id], object_id=e.scan_id)
+                      for e in started if e.server_id in servers]
             if events:
                 conn.execute(insert(Event), events)
         return len(handed) + len(started)
 
 
-def started_event(entry: CommandProgress, server: Any) -> Dict[str, Any]:
-    """The scan_started event row of a start (`server`: id, hostname, group_id, group_name)."""
-    return _event(entry.seq, entry.at, "scan_started", "Scan started",
-                  "%s scan started on server %s" % (entry.name, server.hostname), server,
-                  object_id=entry.scan_id)
+def _started_message(entry: CommandProgress, hostname: str) -> str:
+    return "%s scan started on server %s" % (entry.name, hostname)
 
 
 def write_start(db: Session, entry: Optional[CommandProgress], server: Any,
@@ -351,7 +346,6 @@ def write_start(db: Session, entry: Optional[CommandProgress], server: Any,
         return
     if scan is not None and scan.agent_started_at is None:
         scan.agent_started_at = entry.at
-    group = db.get(Group, server.group_id)  # the result's event reads it too
-    db.add(Event(**started_event(entry, SimpleNamespace(
-        id=server.id, hostname=server.hostname, group_id=server.group_id,
-        group_name=group.name if group is not None else None))))
+    record_event(db, "scan_started", "Scan started", _started_message(entry, server.hostname),
+                 server=server, actor="agent", object_id=entry.scan_id, seq=entry.seq,
+                 created_at=entry.at)

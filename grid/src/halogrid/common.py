@@ -23,7 +23,7 @@ from .auth import Principal, api_reader, api_writer
 from .config import Config
 from .db import transaction
 from .errors import BadRequest, NotFound, invalid
-from .models import Event, Group, Server, utcnow
+from .models import Event, Group, Server, new_id, utcnow
 from .schemas import QueryText
 
 DEFAULT_PER_PAGE = 10
@@ -332,18 +332,34 @@ Servers = Annotated[ServerFilters, Depends()]
 
 
 # -- events -------------------------------------------------------------------------------
+def event_fields(type_: str, name: str, message: str, server_id: Optional[str] = None,
+                 server_hostname: Optional[str] = None, group_id: Optional[str] = None,
+                 group_name: Optional[str] = None, actor: Optional[str] = None,
+                 critical: bool = False, object_id: Optional[str] = None,
+                 seq: Optional[int] = None,
+                 created_at: Optional[_dt.datetime] = None) -> Dict[str, Any]:
+    """The columns of one event: record_event adds it as an object, the agents' batched
+    reports (agent_logs.py) insert many at once. `seq` orders the events (now unless given:
+    a batched report keeps the place of its arrival)."""
+    return {"id": new_id(), "type": type_, "name": name, "message": message,
+            "critical": critical, "seq": time.time_ns() if seq is None else seq,
+            "created_at": created_at or utcnow(), "server_id": server_id,
+            "server_hostname": server_hostname, "group_id": group_id, "group_name": group_name,
+            "actor": actor, "object_id": object_id}
+
+
 def record_event(db: Session, type_: str, name: str, message: str,
-                 server: Optional[Server] = None, group: Optional[Group] = None,
+                 server: Optional[Any] = None, group: Optional[Group] = None,
                  actor: Optional[str] = None, critical: bool = False,
-                 object_id: Optional[str] = None) -> Event:
+                 object_id: Optional[str] = None, seq: Optional[int] = None,
+                 created_at: Optional[_dt.datetime] = None) -> Event:
+    """`server`: a Server, or a row with its id, hostname and group_id."""
     if group is None and server is not None:
         group = db.get(Group, server.group_id)
-    ev = Event(type=type_, name=name, message=message, critical=critical,
-               seq=time.time_ns(), created_at=utcnow(),
-               server_id=server.id if server else None,
-               server_hostname=server.hostname if server else None,
-               group_id=group.id if group else None,
-               group_name=group.name if group else None,
-               actor=actor, object_id=object_id)
+    ev = Event(**event_fields(
+        type_, name, message, server_id=server.id if server else None,
+        server_hostname=server.hostname if server else None,
+        group_id=group.id if group else None, group_name=group.name if group else None,
+        actor=actor, critical=critical, object_id=object_id, seq=seq, created_at=created_at))
     db.add(ev)
     return ev

@@ -194,16 +194,25 @@ _CALLER = agent_lookup(Server.hostname, Server.group_id, Server.platform,
                        Server.platform_version, Server.fw_version, Server.fw_hash)
 
 
-def _caller_in_contact(db: Session, request: Request) -> Any:
-    """The calling agent's server as a row (agent_row with _CALLER), its contact
-    recorded: in the contact log (written once a second) while it is active, at once when
-    it was missing (it turns active again: a write and an event). An agent's write then
-    holds SQLite's one write turn without loading and updating its server row."""
-    row = agent_row(db, request, _CALLER)
-    if row.state == "missing":
+def _record_contact(request: Request, row: Any, db: Optional[Session] = None) -> None:
+    """The contact of a caller checked by agent_row: in the contact log (written once a
+    second) while it is active, at once when it was missing (it turns active again: a
+    write and an event), in `db` or else in a transaction of its own."""
+    if row.state != "missing":
+        request.app.state.grid.contacts.seen(row.id)
+    elif db is not None:
         _mark_seen(db, db.get(Server, row.id))
     else:
-        request.app.state.grid.contacts.seen(row.id)
+        with tx(request) as own:
+            _mark_seen(own, own.get(Server, row.id))
+
+
+def _caller_in_contact(db: Session, request: Request) -> Any:
+    """The calling agent's server as a row (agent_row with _CALLER), its contact
+    recorded (_record_contact). An agent's write then holds SQLite's one write turn without
+    loading and updating its server row."""
+    row = agent_row(db, request, _CALLER)
+    _record_contact(request, row, db)
     return row
 
 
@@ -372,11 +381,7 @@ def start_command(command_id: str, request: Request):
         row = agent_row(db, request)
         c = _open_command(db, row, command_id)
         name, scan_id, status = c.name, c.scan_id, c.status
-    if row.state == "missing":  # it turns active again at once (a write and an event)
-        with tx(request) as db:
-            _mark_seen(db, agent_server(db, request))
-    else:
-        grid.contacts.seen(row.id)
+    _record_contact(request, row)
     if status != "started":
         grid.command_progress.started(command_id, scan_id, row.id, name)
     return Response(status_code=204)
@@ -635,8 +640,8 @@ FW_VERSION_MAX = 2 ** 31 - 1
 def firewall_status(request: Request, caller: Any = Depends(agent_checked),
                     body: Any = Depends(json_body)):
     """The agent's report on the firewall version it applied, written within a second
-    with the other reports (firewall_status.py): one write turn each was the fleet's
-    queue after every firewall change."""
+    with the other reports (agent_logs.py): one write turn each was the fleet's queue
+    after every firewall change."""
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object with version and status")
     version, status = body.get("version"), body.get("status")
@@ -647,14 +652,9 @@ def firewall_status(request: Request, caller: Any = Depends(agent_checked),
     if status not in ("applied", "failed"):
         raise BadRequest("status must be applied or failed")
     message = body.get("message")
-    grid = request.app.state.grid
-    if caller.state == "missing":  # it turns active again at once (a write and an event)
-        with tx(request) as db:
-            _mark_seen(db, agent_server(db, request))
-    else:
-        grid.contacts.seen(caller.id)
-    grid.firewall_reports.report(caller.id, version, status,
-                                 None if message is None else _text(str(message)))
+    _record_contact(request, caller)
+    request.app.state.grid.firewall_reports.report(
+        caller.id, version, status, None if message is None else _text(str(message)))
     return Response(status_code=204)
 
 
